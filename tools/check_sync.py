@@ -1,0 +1,31 @@
+"""CI check: notebooks are clean, the library matches the notebooks, README.md matches nbs/index.ipynb.
+
+Runs nbdev-clean and nbdev-export and fails (listing the files) if either changed anything."""
+import hashlib, subprocess, sys
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[1]
+bin_dir = Path(sys.executable).parent
+
+def snapshot():
+    files = sorted(list((root/'nbs').glob('*.ipynb')) + list((root/'dcf_teach').glob('*.py')))
+    return {f.relative_to(root): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+def run(cmd):
+    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if r.returncode: sys.exit(f"{' '.join(map(str, cmd))} failed:\n{r.stdout}{r.stderr}")
+
+before = snapshot()
+run([bin_dir/'nbdev-clean'])
+cleaned = snapshot()
+run([bin_dir/'nbdev-export'])
+exported = snapshot()
+bad_nbs = [str(k) for k in cleaned if before.get(k) != cleaned[k] and k.suffix == '.ipynb']
+bad_lib = [str(k) for k in set(exported) | set(cleaned) if cleaned.get(k) != exported.get(k)]
+problems = []
+if bad_nbs: problems.append(f"notebooks were not clean (now cleaned, review and commit): {', '.join(bad_nbs)}")
+if bad_lib: problems.append(f"library was out of sync with nbs/ (now exported, review and commit): {', '.join(bad_lib)}")
+r = subprocess.run([sys.executable, root/'tools'/'make_readme.py', '--check'], cwd=root, capture_output=True, text=True)
+if r.returncode: problems.append(r.stderr.strip() or r.stdout.strip())
+if problems: sys.exit("check_sync: " + "\n".join(problems))
+print(f"check_sync: {len(cleaned)} files clean and in sync; README.md current")
