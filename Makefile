@@ -55,5 +55,10 @@ test: setup
 	@$(MAKE) --no-print-directory pytest
 	@echo "make test: all checks passed"
 
+deck: setup
+	@echo "building the demo study decks on the embedded default (decks/) and the site preview (_site/) ..."
+	$(BIN)/dcf-teach deck --demo --decks decks --site _site
+	@echo "look at: decks/*/deck.ipynb (executed decks), decks/*/media/ (GIFs, MP4s, overlays), _site/index.html (site)"
+
 clean-venv:
 	rm -rf $(VENV)
