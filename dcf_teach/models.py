@@ -337,7 +337,8 @@ def _resolution(folder, unet, movq, proc):
 def load_components(model: str | Path = 'default', # folder, 'default', shipped name, or hub id
                     device: str | torch.device = 'cpu', # 'cpu', 'cuda', 'auto', ...
                     dtype: torch.dtype = torch.float32, # weights dtype (scheduler maths stays float32)
-                    adapter: str | Path | None = None, # LoRA adapter folder (diffusers `save_lora_adapter` format)
+                    adapter: str | Path | None = None, # LoRA adapter folder (`dcf-teach train lora`, or diffusers `save_lora_adapter`)
+                    merge_adapter: bool = False, # fold the adapter into the UNet weights (peft adapters)
                    ) -> Components:
     "Load the DIFFusion models from a diffusers-style folder, a shipped name or the hub."
     kind, where = resolve_model(model)
@@ -355,7 +356,7 @@ def load_components(model: str | Path = 'default', # folder, 'default', shipped 
         name = where.name if where.parent == ASSETS_MODELS else str(where)
         c = _finish(unet, sched, enc, proc, movq, name, _resolution(where, unet, movq, proc), device, dtype,
                     zero_image=_read_meta(where).get('zero_image', 'pixel_values'))
-    return apply_adapter(c, adapter) if adapter else c
+    return apply_adapter(c, adapter, merge_adapter) if adapter else c
 
 # %% ../nbs/10_models.ipynb #51f111ea
 def _load_hub(repo, device, dtype):
@@ -379,12 +380,16 @@ def _load_hub(repo, device, dtype):
 
 # %% ../nbs/10_models.ipynb #0b47c605
 def apply_adapter(c: Components, # the models
-                  adapter: str | Path, # folder written by `unet.save_lora_adapter`
+                  adapter: str | Path, # folder from `dcf-teach train lora` (or `unet.save_lora_adapter`)
+                  merge: bool = False, # fold a peft adapter into the UNet weights
                  ) -> Components:
     "Load a LoRA adapter onto the UNet (PEFT) and return components that record it."
     import dataclasses
     p = Path(adapter)
     if not p.is_dir(): raise UserError(f"--adapter {adapter}: no such folder")
+    if not ((p/'pytorch_lora_weights.safetensors').is_file() and not (p/'adapter_config.json').exists()):
+        from dcf_teach.lora import load_adapter   # peft folder: file, fingerprint and fit checks, optional merge
+        return load_adapter(c, p, merge=merge)
     try: c.unet.load_lora_adapter(str(p), adapter_name='dcf', prefix=None, use_safetensors=True)
     except Exception as e:
         raise UserError(f"--adapter {adapter}: cannot load the LoRA adapter ({type(e).__name__}: {str(e)[:200]})") from e
