@@ -709,6 +709,7 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
                n_steps: int | None = None, # N (default: 100 with a real model, 20 with the dummy)
                oracle: Any = 'auto', # an oracle, None, or 'auto' (the shipped bouba-kiki oracle if any)
                use_lpips: bool = True, # LPIPS if its weights can be loaded
+               adapter: str | None = None, # LoRA adapter folder for the model's UNet (`dcf-teach train lora`)
               ) -> Demo:
     "The explorer's demo: the embedded default (or the dummy fallback) on kiki/bouba."
     from dcf_teach.models import DEFAULT_MODEL, dummy_components, load_components, shipped_models
@@ -716,11 +717,12 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
     notes = []
     name = DEFAULT_MODEL if model in ('default', '') else model
     if name == DEFAULT_MODEL and DEFAULT_MODEL not in shipped_models():
+        if adapter: raise UserError(f"--adapter {adapter}: the embedded default model {DEFAULT_MODEL!r} it needs is not shipped")
         if not allow_dummy: raise UserError(f"the embedded default model {DEFAULT_MODEL!r} is not shipped in this installation")
         c, embedded = dummy_components(seed=0, latent=True), False
         notes.append(f"The embedded default model ({DEFAULT_MODEL}) is not shipped in this installation yet: using "
                      "diffusers' tiny random Kandinsky 2.2 components, whose pictures are noise.")
-    else: c, embedded = load_components(name), name == DEFAULT_MODEL
+    else: c, embedded = load_components(name, adapter=adapter), name == DEFAULT_MODEL
     train, held = kikibouba_demo_data(c.resolution, n_per_class, seed)
     bank = bank_from_dataset(c, train, progress=False)
     if isinstance(oracle, str) and oracle == 'auto':
@@ -747,12 +749,13 @@ def bench_explorer(model: str = 'default', # model name/folder
                    view: str = 'side by side', # view shown
                    threads: int | None = 2, # torch threads (None: leave as is)
                    allow_dummy: bool = True, # fall back to the dummy components
+                   adapter: str | None = None, # LoRA adapter folder for the model's UNet
                   ) -> dict:
     "Median time from an ω change to the new counterfactual in the widget, with the inversion cached."
     old = torch.get_num_threads()
     if threads: torch.set_num_threads(threads)
     try:
-        demo = demo_setup(model, allow_dummy=allow_dummy, n_steps=n_steps)
+        demo = demo_setup(model, allow_dummy=allow_dummy, n_steps=n_steps, adapter=adapter)
         ex = demo.explorer(t_skip=t_skip, omega=2.0, view=view, sync=True)
         if ex.error: raise UserError(ex.error)
         first = ex.result.seconds
@@ -778,12 +781,13 @@ def bench_explorer(model: str = 'default', # model name/folder
 @click.option('--steps', default=100, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
 @click.option('--view', default='side by side', show_default=True, type=click.Choice(list(VIEWS)))
 @click.option('--threads', default=2, show_default=True, type=click.IntRange(0), help='Torch threads (0: leave as is).')
+@click.option('--adapter', default=None, help='LoRA adapter folder for the model (from `dcf-teach train lora`).')
 @click.option('--no-dummy', is_flag=True, help='Fail instead of falling back to dummy components when the default is not shipped.')
 @click.option('--json', 'as_json', is_flag=True, help='Print one JSON object.')
-def bench_explorer_cmd(model, updates, t_skip, steps, view, threads, no_dummy, as_json):
+def bench_explorer_cmd(model, updates, t_skip, steps, view, threads, adapter, no_dummy, as_json):
     "Time the explorer's response to ω changes with the inversion cached."
     import json
-    r = bench_explorer(model, updates, t_skip, steps, view, threads or None, not no_dummy)
+    r = bench_explorer(model, updates, t_skip, steps, view, threads or None, not no_dummy, adapter)
     if as_json: click.echo(json.dumps(r, sort_keys=True)); return
     for n in r['notes']: click.echo(f"note: {n}", err=True)
     click.echo(f"explorer ({r['model_id']}, N={steps}, T_skip {r['t_skip_fraction']:.2f}, {r['torch_threads']} threads): "

@@ -158,3 +158,18 @@ def test_train_lora_cli(tmp_path):
     res = CliRunner().invoke(cli, ['train', 'lora', '--model', str(tmp_path/'m'), '--data', str(tmp_path/'nodata'),
                                    '--out', str(tmp_path/'ad2'), '--steps', '2'])
     _one_line_error(res, 'no such folder')
+
+
+def test_explorer_takes_the_adapter(run):
+    "`dcf-teach bench explorer --adapter`: the explorer runs the adapted UNet; a bad adapter is one line."
+    import dcf_teach.explorer as E
+    d, c, _, _ = run
+    base = E.demo_setup(str(d/'m0'), n_per_class=6, n_steps=10, oracle=None, use_lpips=False)
+    tuned = E.demo_setup(str(d/'m0'), n_per_class=6, n_steps=10, oracle=None, use_lpips=False, adapter=str(d/'ad'/'last'))
+    assert tuned.components.adapter == str(d/'ad'/'last') and base.components.adapter is None
+    kw = dict(t_skip=0.5, omega=2.0, sync=True)
+    rb, rt = base.explorer(**kw).result, tuned.explorer(**kw).result
+    assert (rb.counterfactual - rt.counterfactual).abs().max() > 1e-4   # the adapter changes the regeneration
+    res = CliRunner().invoke(E.bench_explorer_cmd, ['--model', str(d/'m0'), '--adapter', str(d/'nope'), '--steps', '4',
+                                                    '--updates', '1', '--threads', '0', '--json'])
+    _one_line_error(res, 'no such folder')
