@@ -164,8 +164,8 @@ def test_explorer_takes_the_adapter(run):
     "`dcf-teach bench explorer --adapter`: the explorer runs the adapted UNet; a bad adapter is one line."
     import dcf_teach.explorer as E
     d, c, _, _ = run
-    base = E.demo_setup(str(d/'m0'), n_per_class=6, n_steps=10, oracle=None, use_lpips=False)
-    tuned = E.demo_setup(str(d/'m0'), n_per_class=6, n_steps=10, oracle=None, use_lpips=False, adapter=str(d/'ad'/'last'))
+    base = E.demo_setup(str(d/'m0'), n_per_class=10, n_steps=10, oracle=None, use_lpips=False)
+    tuned = E.demo_setup(str(d/'m0'), n_per_class=10, n_steps=10, oracle=None, use_lpips=False, adapter=str(d/'ad'/'last'))
     assert tuned.components.adapter == str(d/'ad'/'last') and base.components.adapter is None
     kw = dict(t_skip=0.5, omega=2.0, sync=True)
     rb, rt = base.explorer(**kw).result, tuned.explorer(**kw).result
