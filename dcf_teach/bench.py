@@ -16,8 +16,8 @@ import numpy as np
 from . import __version__
 from .core import UserError, get_logger, write_text_atomic
 from .cli import LazyGroup
-from .evaluate import (N_PER_CLASS, EvalConfig, EvalResult, HeldOut, evaluate, evaluate_setup, prepare,
-                                reconstruction_errors)
+from .evaluate import (N_PER_CLASS, EvalConfig, EvalResult, HeldOut, config_sources, evaluate, evaluate_setup,
+                                prepare, reconstruction_errors, resolve_config)
 
 log = get_logger(__name__)
 
@@ -95,7 +95,7 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
               n: int = 100, # held-out images, half each way
               model=None, # model (default: the dataset's shipped model)
               oracle=None, # oracle folder / shipped name / callable (default: the dataset's shipped oracle)
-              config: EvalConfig = EvalConfig(), # ω, N, CFG, inversion, fractions, seed
+              config: EvalConfig = EvalConfig(), # ω, N, CFG, inversion, fractions, seed (None edit settings: the model's)
               batch_size: int = 32, # images per search batch (1: the per-image loop)
               adapter=None, # LoRA adapter folder
               device: str = 'cpu', # torch device
@@ -110,6 +110,8 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
     "Run the benchmark and return its report."
     t0 = time.perf_counter()
     su = prepare(dataset, classes, n, model, oracle, adapter, device, cache, n_per_class, cache_results, progress)
+    given = config_sources(config, su.components)
+    config = resolve_config(config, su.components)      # the model's recommended edit settings where none were given
     res = evaluate_setup(su, config, batch_size, progress)
     m = res.metrics()
     rep = {'dataset': su.data.name, 'classes': list(su.data.classes), 'model': su.model, 'oracle': su.oracle_name,
@@ -131,8 +133,8 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
     rep.update({k: m[k] for k in ('t_skip_histogram', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
                                   'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'by_direction')})
     if speed_check: rep['batching'] = batching_check(su, config, batch_size, min(speed_check, len(su.held)))
-    rep['config'] = {**config.as_dict(), 'batch_size': batch_size, 'adapter': str(adapter) if adapter else None,
-                     'device': str(su.components.device)}
+    rep['config'] = {**config.as_dict(), 'edit_defaults_from': given, 'batch_size': batch_size,
+                     'adapter': str(adapter) if adapter else None, 'device': str(su.components.device)}
     rep['ids'] = {'model': res.model_id, 'bank': res.bank_id, 'oracle': res.oracle_id, 'encoder': su.components.encoder_id,
                   'data': str(su.data.root), 'bank_counts': dict(zip(su.bank.classes, su.bank.counts))}
     rep['run'] = {'computed': res.computed + (ctl.computed if ctl else 0), 'cached': len(res) - res.computed +
@@ -148,6 +150,13 @@ def _summary(rep: dict) -> str:
     f = lambda v: 'n/a' if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = [f"{rep['dataset']} ({' vs '.join(rep['classes'])}), model {rep['model']}, oracle {rep['oracle']}, "
              f"{rep['n_images']} held-out images"]
+    cf = rep.get('config') or {}
+    if cf.get('omega') is not None:
+        src = cf.get('edit_defaults_from') or {}
+        by = lambda k: f" ({src[k]})" if k in src else ''
+        lines.append(f"  edit settings: ω = {f(cf['omega'])}{by('omega')}, CFG {f(cf['guidance_scale'])}{by('guidance_scale')}, "
+                     f"{cf['condition']!r} inversion{by('condition')}" +
+                     (f" at CFG {f(cf['inversion_guidance_scale'])}{by('inversion_guidance_scale')}" if cf['condition'] == 'source' else ''))
     for k in ('success_ratio', 'target_ratio', 'success_ratio_flipped_only', 'gt_flip_rate', 'control_success_ratio',
               'lpips', 'l1', 'ssim', 'reconstruction_max_abs_error', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
               'nfe_reference_protocol_per_cf', 'seconds_per_cf'):
@@ -183,11 +192,11 @@ def save_grid(fig, # a matplotlib figure (e.g. `EvalResult.grid()`)
 @click.option('--n', 'n', default=100, show_default=True, type=click.IntRange(2), help='Held-out images, half each way.')
 @click.option('--model', default=None, help="Model folder, shipped name or hub id (default: the dataset's shipped model).")
 @click.option('--oracle', default=None, help="Oracle folder or shipped name (default: the dataset's shipped oracle).")
-@click.option('--omega', default=2.0, show_default=True, type=float, help='Edit strength ω.')
+@click.option('--omega', default=None, type=float, help="Edit strength ω [default: the model's recommendation, else 2].")
 @click.option('--steps', default=50, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
-@click.option('--guidance', default=4.0, show_default=True, type=float, help='CFG scale of the regeneration.')
-@click.option('--inversion', default='zero', show_default=True, type=click.Choice(['zero', 'source']), help='Inversion conditioning.')
-@click.option('--inversion-guidance', default=4.0, show_default=True, type=float, help="CFG scale of a 'source' inversion.")
+@click.option('--guidance', default=None, type=float, help="CFG scale of the regeneration [default: the model's recommendation, else 4].")
+@click.option('--inversion', default=None, type=click.Choice(['zero', 'source']), help="Inversion conditioning [default: the model's recommendation, else zero].")
+@click.option('--inversion-guidance', default=None, type=float, help="CFG scale of a 'source' inversion [default: the model's recommendation, else 4].")
 @click.option('--keep-last-noise', is_flag=True, help='Keep the last noise map instead of zeroing it (released default: zeroed).')
 @click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: the reference protocol 0.9, 0.8, …, 0.0.')
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
@@ -220,6 +229,7 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, omega, steps, guidance, i
     if out is not None: write_text_atomic(out, text + '\n')
     grid = grid or (out.with_name(out.stem + '_grid.png') if out is not None else None)
     if grid is not None:
-        save_grid(rep.result.grid(title=f"{rep.figures['dataset']}: ω = {omega:g}, success {rep.figures['success_ratio']:.2f}"), grid)
+        save_grid(rep.result.grid(title=f"{rep.figures['dataset']}: ω = {rep.result.config.omega:g}, "
+                                        f"success {rep.figures['success_ratio']:.2f}"), grid)
     if records is not None: write_text_atomic(records, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in rep.result.records_json()))
     click.echo(text if as_json else _summary(rep.figures))

@@ -164,12 +164,12 @@ def pick_source(bank, target: int, embed: torch.Tensor) -> int:
 @click.option('--bank', 'bank_path', required=True, type=click.Path(path_type=Path), help='Direction bank (from `dcf-teach bank`).')
 @click.option('--target', required=True, help='Class to move the image towards.')
 @click.option('--source-class', default=None, help="The image's class (default: inferred from the bank).")
-@click.option('--omega', default=2.0, show_default=True, type=float, help='Edit strength ω.')
+@click.option('--omega', default=None, type=float, help="Edit strength ω [default: the model's recommendation, else 2].")
 @click.option('--t-skip', 't_skip', default='0.7', show_default=True, help='Skipped steps: fraction (0.7) or count (70).')
 @click.option('--steps', default=100, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
-@click.option('--guidance', default=4.0, show_default=True, type=float, help='CFG scale of the regeneration.')
-@click.option('--inversion', default='zero', show_default=True, type=click.Choice(['zero', 'source']), help='Inversion conditioning.')
-@click.option('--inversion-guidance', default=4.0, show_default=True, type=float, help="CFG scale of a 'source' inversion.")
+@click.option('--guidance', default=None, type=float, help="CFG scale of the regeneration [default: the model's recommendation, else 4].")
+@click.option('--inversion', default=None, type=click.Choice(['zero', 'source']), help="Inversion conditioning [default: the model's recommendation, else zero].")
+@click.option('--inversion-guidance', default=None, type=float, help="CFG scale of a 'source' inversion [default: the model's recommendation, else 4].")
 @click.option('--keep-last-noise', is_flag=True, help='Keep the last noise map (exact reconstruction) instead of zeroing it.')
 @click.option('--seed', default=0, show_default=True, type=int)
 @click.option('--device', default='auto', show_default=True)
@@ -180,7 +180,7 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
     "Make a counterfactual of IMAGE towards class TARGET (writes a PNG and a JSON record)."
     from dcf_teach.bank import check_bank, load_bank
     from dcf_teach.data import open_image, resize_center_crop
-    from dcf_teach.models import load_components
+    from dcf_teach.models import edit_settings, load_components
     t0 = time.time()
     ts = parse_t_skip(t_skip)
     try: k = resolve_t_skip(ts, steps)
@@ -190,8 +190,11 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
     tgt = bank.index(target)
     c = load_components(model, device=device, adapter=adapter)
     check_bank(bank, c)
+    es, es_from = edit_settings(c, omega=omega, inversion=inversion, guidance_scale=guidance,
+                                inversion_guidance_scale=inversion_guidance)   # the model's recommendations where not given
+    omega, guidance = float(es['omega']), float(es['guidance_scale'])
     x = _to_tensor(resize_center_crop(pil, c.resolution))[None]
-    inv = invert(c, x, steps, inversion, inversion_guidance, not keep_last_noise, k, seed, progress=True)
+    inv = invert(c, x, steps, es['inversion'], float(es['inversion_guidance_scale']), not keep_last_noise, k, seed, progress=True)
     src = bank.index(source_class) if source_class is not None else pick_source(bank, tgt, inv.embeds[0])
     sw = sweep(c, inv, bank.direction(src, tgt), [omega], [k], guidance, progress=True)
     stem = f"{Path(image).stem}_to_{bank.classes[tgt]}"
@@ -200,6 +203,7 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
                adapter=c.adapter, encoder_id=c.encoder_id, resolution=c.resolution, bank=str(bank_path),
                source_class=bank.classes[src], source_inferred=source_class is None, target_class=bank.classes[tgt],
                omega=omega, t_skip=k, t_skip_fraction=k / steps, guidance_scale=guidance, **inv.options(),
-               nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
+               edit_defaults_from=es_from, nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
     write_json_atomic(Path(out) / f'{stem}.json', rec)
-    click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega}, T_skip={k}/{steps}, {rec['nfe']} NFE): {png}")
+    click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega:g}, {es['inversion']!r} inversion, T_skip={k}/{steps}, "
+               f"{rec['nfe']} NFE): {png}")

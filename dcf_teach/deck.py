@@ -24,11 +24,11 @@ __all__ = ['log', 'INTERP_OMEGAS', 'TIMING_KEYS', 'GRID_STEPS', 'TEMPLATE', 'DEM
            'prune_media', 'gallery_html', 'video_html', 'media_src', 'pick_examples', 'examples_grid', 'StudyPair',
            'write_pair_media', 'study_video_frames', 'study_video', 'tskip_curve', 'omega_sweep',
            'write_interpolation_media', 'study_pairs', 'dummy_deck_assets', 'deck_metrics', 'write_metrics',
-           'without_timing', 'DeckConfig', 'deck_name', 'resolve_deck_params', 'DeckInterrupted', 'setup_deck_logging',
-           'run_search', 'direction_of', 'intro_markdown', 'direction_markdown', 'examples_for', 'write_thumbnail',
-           'write_pair_grids', 'interp_omegas', 'cached', 'write_interpolations', 'write_analysis', 'metrics_markdown',
-           'finish_deck', 'template_path', 'deck_parameters', 'coerce_parameter', 'ensure_kernel', 'deck_title',
-           'run_deck', 'demo_available', 'build_demo_decks', 'deck_cli', 'curate_media']
+           'without_timing', 'DeckConfig', 'deck_name', 'resolve_deck_params', 'resolve_deck_edit', 'DeckInterrupted',
+           'setup_deck_logging', 'run_search', 'direction_of', 'intro_markdown', 'direction_markdown', 'examples_for',
+           'write_thumbnail', 'write_pair_grids', 'interp_omegas', 'cached', 'write_interpolations', 'write_analysis',
+           'metrics_markdown', 'finish_deck', 'template_path', 'deck_parameters', 'coerce_parameter', 'ensure_kernel',
+           'deck_title', 'run_deck', 'demo_available', 'build_demo_decks', 'deck_cli', 'curate_media']
 
 # %% ../nbs/31_deck.ipynb #e3c9edaa
 def in_nbdev_test() -> bool:
@@ -403,11 +403,12 @@ class DeckConfig:
     n_images: int # held-out images searched
     n_study: int # flips shown per direction
     n_examples: int # unpaired examples per class
-    omega: float # ω
+    omega: float | None # ω (None: the model's recommendation, until `resolve_deck_edit`)
     fractions: tuple # T_skip fractions of the search
     n_steps: int # N
-    guidance: float # regeneration CFG
-    inversion: str # 'zero' or 'source'
+    guidance: float | None # regeneration CFG (None: the model's)
+    inversion: str | None # 'zero' or 'source' (None: the model's)
+    inversion_guidance: float | None # CFG of a 'source' inversion (None: the model's)
     curve_images: int # images of the T_skip sweep
     curve_fractions: tuple # T_skip fractions of that sweep
     n_interp: int # images per direction swept across ω
@@ -422,12 +423,20 @@ class DeckConfig:
     deck_name: str # default folder name of the deck (decks/<deck_name>)
     progress: bool = True # progress bars and log lines
     tiny: bool = False # the nbdev-test configuration
+    edit_defaults_from: dict | None = None # where ω, CFG and inversion came from ('given', 'model', 'library'), set by `resolve_deck_edit`
 
 def _parse_fractions(s) -> tuple:
     try: fr = tuple(float(x) for x in (s.split(',') if isinstance(s, str) else s) if str(x).strip() != '')
     except ValueError: raise UserError(f"t_skip_fractions {s!r}: expected numbers like '0.9,0.8,0.7'") from None
     if not fr or not all(0 <= f <= 1 for f in fr): raise UserError(f"t_skip_fractions {s!r}: need fractions in [0, 1]")
     return fr
+
+def _opt_float(p: dict, k: str) -> float | None:
+    "Parameter `k` as a float, or None when it is not given (None, '' or 'none')."
+    v = p.get(k)
+    if v is None or (isinstance(v, str) and v.strip().lower() in ('', 'none')): return None
+    try: return float(v)
+    except (TypeError, ValueError): raise UserError(f"{k} {v!r}: expected a number (or None: the model's recommendation)") from None
 
 def deck_name(dataset: str, # dataset name or folder
               classes: Sequence[str] | None = None, # the classes as given
@@ -451,13 +460,14 @@ def resolve_deck_params(p: dict, # the template's parameters
                         tiny: bool | None = None, # tiny configuration (default: `in_nbdev_test()`)
                        ) -> DeckConfig:
     "Check the template's parameters and fill in defaults; under nbdev-test, the tiny configuration."
-    import tempfile
+    import atexit, shutil, tempfile
     tiny = in_nbdev_test() if tiny is None else tiny
     cls = [c.strip() for c in str(p.get('classes') or '').split(',') if c.strip()] or None
     if cls is not None and (len(cls) != 2 or cls[0] == cls[1]):
         raise UserError(f"classes {p.get('classes')!r}: give two different classes 'A,B'")
-    if str(p.get('inversion', 'zero')) not in ('zero', 'source'):
-        raise UserError(f"inversion {p.get('inversion')!r}: use 'zero' or 'source'")
+    inv = None if p.get('inversion') in (None, '', 'none', 'None') else str(p['inversion'])
+    if inv not in (None, 'zero', 'source'):
+        raise UserError(f"inversion {p.get('inversion')!r}: use 'zero' or 'source' (or None: the model's recommendation)")
     ints = {k: int(p[k]) for k in ('n_images', 'n_study', 'n_examples', 'n_steps', 'curve_images', 'n_interp', 'seed',
                                    'n_per_class', 'batch_size', 'stop_after')}
     for k, lo in dict(n_images=2, n_steps=1, batch_size=1, n_per_class=10).items():
@@ -472,16 +482,28 @@ def resolve_deck_params(p: dict, # the template's parameters
     cfr = _parse_fractions(p.get('curve_fractions') or fr)
     if tiny:
         tmp = Path(tempfile.mkdtemp(prefix='dcf-deck-test-'))
+        atexit.register(shutil.rmtree, tmp, True)   # a test deck is scratch: gone when the process ends
         out, cache = tmp / name, tmp / 'cache'
         if model is None and oracle is None: model, oracle = _tiny_assets(p['dataset'], cls, tmp)
         ints.update(n_images=4, n_study=2, n_examples=3, n_steps=8, curve_images=2, n_interp=1, n_per_class=30,
                     batch_size=2, stop_after=0)
         fr = cfr = (0.9, 0.5, 0.0)
     return DeckConfig(str(p['dataset']), sorted(cls) if cls else None, cls, model, oracle, p.get('adapter') or None,
-                      ints['n_images'], ints['n_study'], ints['n_examples'], float(p['omega']), fr, ints['n_steps'],
-                      float(p['guidance']), str(p.get('inversion', 'zero')), ints['curve_images'], cfr, ints['n_interp'],
+                      ints['n_images'], ints['n_study'], ints['n_examples'], _opt_float(p, 'omega'), fr, ints['n_steps'],
+                      _opt_float(p, 'guidance'), inv, _opt_float(p, 'inversion_guidance'), ints['curve_images'], cfr, ints['n_interp'],
                       ints['seed'], out, cache, ints['n_per_class'], ints['batch_size'], str(p.get('device', 'cpu')),
                       str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny)
+
+def resolve_deck_edit(cfg: DeckConfig, # from `resolve_deck_params`
+                      c, # the loaded `Components` (their `edit_defaults`)
+                     ) -> DeckConfig:
+    "`cfg` with ω, the CFG scales and the inversion filled in from the model's recommendations where not given."
+    from dcf_teach.models import edit_settings
+    if cfg.edit_defaults_from is not None: return cfg       # resolved already
+    es, src = edit_settings(c, omega=cfg.omega, inversion=cfg.inversion, guidance_scale=cfg.guidance,
+                            inversion_guidance_scale=cfg.inversion_guidance)
+    return dataclasses.replace(cfg, omega=float(es['omega']), guidance=float(es['guidance_scale']), inversion=es['inversion'],
+                               inversion_guidance=float(es['inversion_guidance_scale']), edit_defaults_from=src)
 
 # %% ../nbs/31_deck.ipynb #5592b0fc
 class DeckInterrupted(RuntimeError):
@@ -502,14 +524,15 @@ def run_search(setup, # `dcf_teach.evaluate.EvalSetup`
                progress: bool = True, # progress bar over batches
               ):
     "The minimal-edit search on the held-out images, cached per image (an interrupted build resumes)."
-    from dcf_teach.evaluate import HeldOut, evaluate_setup
+    from dcf_teach.evaluate import HeldOut, evaluate_setup, resolve_config
+    config = resolve_config(config, setup.components)     # the model's recommended edit settings where none were given
     h = setup.held
     if stop_after and stop_after < len(h):
         k = stop_after
         part = dataclasses.replace(setup, held=HeldOut(h.images[:k], h.sources[:k], h.targets[:k], h.ids[:k], h.classes))
         evaluate_setup(part, config, batch_size, progress)
         raise DeckInterrupted(f"stop_after={k}: stopped after {k} of {len(h)} images; rerun to resume from the cache")
-    log.info(f"minimal-edit search on {len(h)} images (ω={config.omega:g}, N={config.n_steps})")
+    log.info(f"minimal-edit search on {len(h)} images (ω={config.omega:g}, {config.condition!r} inversion, N={config.n_steps})")
     return evaluate_setup(setup, config, batch_size, progress)
 
 def direction_of(a: str, b: str) -> str:
@@ -523,7 +546,9 @@ def intro_markdown(title: str, # the deck's title
                    config, # `EvalConfig`
                   ) -> str:
     "The deck's opening: what it teaches, how to study it, how it was made."
+    from dcf_teach.evaluate import resolve_config
     A, B = order
+    config = resolve_config(config, setup.components)
     fr = config.fractions
     return (f"# {title}\n\n"
             f"This deck teaches the difference between **{A}** and **{B}** images (dataset `{setup.data.name}`). "
@@ -622,6 +647,10 @@ def cached(setup, # `EvalSetup` (its `cache` folder; None: no cache)
     store.put(key, rec, t)
     return rec, t
 
+def _inversion_cfg_key(cfg: DeckConfig) -> dict:
+    "The inversion CFG as a cache-key part, only where it matters ('source' inversion; 'zero' keys stay as they were)."
+    return {'inversion_guidance': cfg.inversion_guidance} if cfg.inversion == 'source' else {}
+
 def write_interpolations(setup, # `EvalSetup`
                          result, # `EvalResult` of the search
                          pairs: Sequence[StudyPair], # the study pairs (the first `cfg.n_interp` per direction are swept)
@@ -631,16 +660,19 @@ def write_interpolations(setup, # `EvalSetup`
                         ) -> list[dict]:
     "Interpolation GIF, MP4 and strip per swept image, at its minimal T_skip; the ω grid with all of them."
     from dcf_teach.render import omega_grid
+    cfg = resolve_deck_edit(cfg, setup.components)
     media, ws, out, rows = Path(media_dir), interp_omegas(cfg.omega), [], []
     classes = list(setup.data.classes)
     for a, b in [(order[0], order[1]), (order[1], order[0])]:
         for i, p in enumerate([p for p in pairs if (p.source, p.target) == (a, b)][:cfg.n_interp]):
             def sweep(p=p, a=a, b=b):
                 fr, pr = omega_sweep(setup.components, p.original, setup.bank.direction(a, b), setup.oracle,
-                                     classes.index(b), ws, p.t_skip, cfg.n_steps, cfg.guidance, cfg.inversion, seed=cfg.seed)
+                                     classes.index(b), ws, p.t_skip, cfg.n_steps, cfg.guidance, cfg.inversion,
+                                     cfg.inversion_guidance, seed=cfg.seed)
                 return dict(probs=pr), fr
             rec, fr = cached(setup, result, 'deck-omega-sweep', sweep, image=p.key, source=a, target=b, omegas=ws,
-                             t_skip=p.t_skip, n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed)
+                             t_skip=p.t_skip, n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed,
+                             **_inversion_cfg_key(cfg))
             pr = rec['probs']
             files = write_interpolation_media(fr, ws, pr, b, f'interpolation_{direction_of(a, b)}_{i:02d}', media)
             out.append(dict(files, caption=f"{a} → {b}: ω from {ws[0]:g} to {ws[-1]:g} (T_skip {p.t_skip}/{cfg.n_steps})"))
@@ -663,6 +695,7 @@ def write_analysis(setup, # `EvalSetup`
     import matplotlib; matplotlib.use('Agg')
     import torch
     from dcf_teach import render
+    cfg = resolve_deck_edit(cfg, setup.components)
     media, plots, curve = Path(media_dir), [], None
     if cfg.curve_images > 0:
         half = [result.select(source=s)[:n] for s, n in zip(result.classes, (cfg.curve_images - cfg.curve_images // 2, cfg.curve_images // 2))]
@@ -670,9 +703,10 @@ def write_analysis(setup, # `EvalSetup`
         dirs = torch.stack([setup.bank.direction(result.records[i].source, result.records[i].target) for i in idx])
         curve, _ = cached(setup, result, 'deck-tskip-curve', lambda: (tskip_curve(
                               setup.components, result.originals[idx], dirs, setup.oracle, cfg.curve_fractions, cfg.omega,
-                              cfg.n_steps, cfg.guidance, cfg.inversion, seed=cfg.seed), None),
+                              cfg.n_steps, cfg.guidance, cfg.inversion, cfg.inversion_guidance, seed=cfg.seed), None),
                           images=[result.records[i].image_hash for i in idx], fractions=list(cfg.curve_fractions),
-                          omega=cfg.omega, n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed)
+                          omega=cfg.omega, n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed,
+                          **_inversion_cfg_key(cfg))
         fig = render.plot_success_vs_closeness(curve['fractions'], curve['success'], curve['lpips'],
                                                label=f"fixed T_skip ({len(idx)} images)")
         m = result.metrics()

@@ -16,17 +16,17 @@ import torch
 
 from . import __version__
 from .core import UserError, atomic_path, content_hash, get_logger, write_json_atomic
-from .models import Components, decode_latents
+from .models import Components, decode_latents, edit_setting, edit_setting_source
 from .search import REFERENCE_FRACTIONS, minimal_edit_search
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DATA_SEED', 'N_PER_CLASS', 'NAMED_DATASETS', 'GENERATORS', 'ENGINE_FILES', 'IDENTITY_FACTORS', 'EvalDataset',
-           'resolve_dataset', 'HeldOut', 'held_out_images', 'dataset_bank', 'EvalConfig', 'engine_fingerprint',
-           'model_fingerprint', 'oracle_fingerprint', 'bank_fingerprint', 'ImageRecord', 'RecordCache', 'record_key',
-           'measure_ground_truth', 'identity_change', 'image_metrics', 'evaluate', 'EvalResult',
-           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup']
+__all__ = ['log', 'DATA_SEED', 'N_PER_CLASS', 'NAMED_DATASETS', 'GENERATORS', 'EDIT_FIELDS', 'ENGINE_FILES', 'IDENTITY_FACTORS',
+           'EvalDataset', 'resolve_dataset', 'HeldOut', 'held_out_images', 'dataset_bank', 'EvalConfig',
+           'resolve_config', 'config_sources', 'engine_fingerprint', 'model_fingerprint', 'oracle_fingerprint',
+           'bank_fingerprint', 'ImageRecord', 'RecordCache', 'record_key', 'measure_ground_truth', 'identity_change',
+           'image_metrics', 'evaluate', 'EvalResult', 'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup']
 
 # %% ../nbs/25_evaluate.ipynb #8e432e9e
 DATA_SEED = 0 # seed of the generated datasets (the default models were trained on seed-0 data)
@@ -183,11 +183,11 @@ def dataset_bank(c: Components, # the models (their encoder embeds the images)
 @dataclass(frozen=True)
 class EvalConfig:
     "Every option that changes a counterfactual."
-    omega: float = 2.0 # edit strength ω (0: the control)
+    omega: float | None = None # edit strength ω (0: the control; None: the model's recommendation, else 2)
     n_steps: int = 50 # N
-    guidance_scale: float = 4.0 # regeneration CFG
-    condition: str = 'zero' # inversion conditioning: 'zero' (released eval) or 'source'
-    inversion_guidance_scale: float = 4.0 # inversion CFG ('source' only)
+    guidance_scale: float | None = None # regeneration CFG (None: the model's recommendation, else 4)
+    condition: str | None = None # inversion conditioning 'zero' or 'source' (None: the model's recommendation, else 'zero')
+    inversion_guidance_scale: float | None = None # inversion CFG, 'source' only (None: the model's recommendation, else 4)
     zero_last_noise: bool = True # zero the last noise map (released default)
     fractions: tuple = REFERENCE_FRACTIONS # T_skip tried, highest first
     seed: int = 0 # run seed (mixed with each image's hash)
@@ -198,11 +198,27 @@ class EvalConfig:
         d = dataclasses.asdict(self); d['fractions'] = [float(f) for f in self.fractions]
         return d
     def nfe_inversion_step(self) -> int:
-        "UNet evaluations per inversion step."
+        "UNet evaluations per inversion step (of a resolved config)."
         return 2 if self.condition == 'source' and self.inversion_guidance_scale != 1 else 1
     def nfe_regeneration_step(self) -> int:
-        "UNet evaluations per regeneration step."
+        "UNet evaluations per regeneration step (of a resolved config)."
         return 1 if self.guidance_scale == 1 else 2
+
+EDIT_FIELDS = dict(omega='omega', guidance_scale='guidance_scale', condition='inversion',
+                   inversion_guidance_scale='inversion_guidance_scale') # `EvalConfig` field -> edit setting
+
+def resolve_config(config: EvalConfig, # options; None edit settings = the model's recommendation
+                   c: Components, # the models (their `edit_defaults`)
+                  ) -> EvalConfig:
+    "`config` with every None edit setting filled in: the model's recommended value, else the library default."
+    v = {f: edit_setting(c, s, getattr(config, f)) for f, s in EDIT_FIELDS.items()}
+    return dataclasses.replace(config, **{f: x if f == 'condition' else float(x) for f, x in v.items()})
+
+def config_sources(config: EvalConfig, # options before `resolve_config`
+                   c: Components, # the models
+                  ) -> dict:
+    "{field: 'given' | 'model' | 'library'}: where each edit setting of `config` comes from."
+    return {f: edit_setting_source(c, s, getattr(config, f)) for f, s in EDIT_FIELDS.items()}
 
 # %% ../nbs/25_evaluate.ipynb #3c9d357e
 def _state_hash(module, max_params: int = 50_000_000) -> str:
@@ -403,6 +419,7 @@ def evaluate(c: Components, # the models
             ) -> 'EvalResult':
     "Minimal-edit search on every held-out image, batched, resumable through a per-image cache."
     from tqdm.auto import tqdm
+    config = resolve_config(config, c)     # the model's recommended edit settings where none were given
     if list(bank.classes) != list(held.classes):
         raise UserError(f"the bank's classes {bank.classes} are not the images' classes {list(held.classes)}")
     ocls = getattr(oracle, 'classes', None)
@@ -548,6 +565,7 @@ def reconstruction_errors(c: Components, # the models
                          ) -> np.ndarray:
     "Max |x̂0 − x0| per image after inverting fully and regenerating from T_skip = 0 with matched conditioning."
     from dcf_teach.inversion import invert, regenerate
+    config = resolve_config(config, c)
     store = RecordCache(cache) if cache is not None else None
     fp = model_fingerprint(c) if store is not None else ''
     keys = [record_key(kind='reconstruction', image=content_hash(x.float().cpu()), model=fp, n_steps=config.n_steps,

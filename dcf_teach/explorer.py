@@ -266,13 +266,13 @@ class Explorer:
                  lpips: Callable | None = None, # (x, y) -> LPIPS distance per pair
                  index: int = 0, # first image
                  target: str | None = None, # target class (default: a class other than the image's)
-                 omega: float = 2.0, # edit strength ω
+                 omega: float | None = None, # edit strength ω (None: the model's recommendation, else 2)
                  t_skip: float = 0.7, # T_skip as a fraction of N
                  view: str = 'side by side', # one of `VIEWS`
                  n_steps: int = 100, # N
-                 guidance_scale: float = 4.0, # CFG of the regeneration
-                 condition: str = 'zero', # inversion conditioning, 'zero' or 'source'
-                 inversion_guidance_scale: float = 4.0, # CFG of a 'source' inversion
+                 guidance_scale: float | None = None, # CFG of the regeneration (None: the model's recommendation, else 4)
+                 condition: str | None = None, # inversion conditioning 'zero' or 'source' (None: the model's, else 'zero')
+                 inversion_guidance_scale: float | None = None, # CFG of a 'source' inversion (None: the model's, else 4)
                  zero_last_noise: bool = True, # released default
                  seed: int = 0, # run seed of the inversion noise
                  cache_size: int = 8, # images whose inversion is kept
@@ -285,9 +285,13 @@ class Explorer:
                  message: str = '', # a note shown in the status line at start (e.g. which model is used)
                 ):
         import ipywidgets as W
+        from dcf_teach.models import edit_settings
         self.c, self.bank, self.dataset, self.oracle, self.lpips = components, bank, dataset, oracle, lpips
-        self.n_steps, self.guidance_scale, self.condition = int(n_steps), float(guidance_scale), condition
-        self.inversion_guidance_scale, self.zero_last_noise, self.seed = float(inversion_guidance_scale), bool(zero_last_noise), int(seed)
+        es, self.edit_defaults_from = edit_settings(components, omega=omega, inversion=condition, guidance_scale=guidance_scale,
+                                                    inversion_guidance_scale=inversion_guidance_scale)   # the model's where not given
+        omega = float(es['omega'])
+        self.n_steps, self.guidance_scale, self.condition = int(n_steps), float(es['guidance_scale']), es['inversion']
+        self.inversion_guidance_scale, self.zero_last_noise, self.seed = float(es['inversion_guidance_scale']), bool(zero_last_noise), int(seed)
         self.strip_frames, self.n_thumbs, self.note = int(strip_frames), int(n_thumbs), message
         self.scale = max(1, round(display_size / max(1, getattr(components, 'resolution', 32))))
         self.cache, self.scheduler = InversionCache(cache_size), LatestOnly(not in_kernel() if sync is None else sync, self._show_error)

@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/models.html.md"""
 
 # %% ../nbs/10_models.ipynb #635c2337
 from __future__ import annotations
-import contextlib, json, os, re, shutil, tempfile
+import contextlib, json, math, os, re, shutil, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ from .core import UserError, content_hash, get_logger, resolve_device, write_jso
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['KANDINSKY_SCHEDULER_CONFIG', 'META_FILE', 'ASSETS_MODELS', 'DEFAULT_MODEL', 'KANDINSKY_DECODER', 'KANDINSKY_PRIOR',
-           'HUB_ALIASES', 'make_scheduler', 'Components', 'clip_processor_class', 'quiet_hf', 'dummy_components',
-           'encoder_fingerprint', 'resize_images', 'encode_images', 'decode_latents', 'unet_eps', 'guided_eps',
-           'save_components', 'shipped_models', 'hub_offline', 'resolve_model', 'processor_size', 'load_components',
-           'apply_adapter']
+__all__ = ['KANDINSKY_SCHEDULER_CONFIG', 'LIBRARY_EDIT_DEFAULTS', 'INVERSIONS', 'META_FILE', 'ASSETS_MODELS', 'DEFAULT_MODEL',
+           'KANDINSKY_DECODER', 'KANDINSKY_PRIOR', 'HUB_ALIASES', 'make_scheduler', 'Components',
+           'clip_processor_class', 'quiet_hf', 'dummy_components', 'encoder_fingerprint', 'resize_images',
+           'encode_images', 'decode_latents', 'unet_eps', 'guided_eps', 'check_edit_defaults', 'edit_setting',
+           'edit_setting_source', 'edit_settings', 'save_components', 'shipped_models', 'hub_offline', 'resolve_model',
+           'processor_size', 'load_components', 'apply_adapter']
 
 # %% ../nbs/10_models.ipynb #bd061650
 KANDINSKY_SCHEDULER_CONFIG = dict(
@@ -54,6 +55,7 @@ class Components:
     encoder_id: str = '' # fingerprint of the image encoder
     adapter: str | None = None # LoRA adapter folder applied to the UNet, if any
     zero_image: str = 'pixel_values' # negative: 'pixel_values' (zeros after CLIP normalisation, Kandinsky) or 'black'
+    edit_defaults: dict = field(default_factory=dict) # the model's recommended edit settings (see `edit_setting`)
 
     @property
     def device(self) -> torch.device: return next(self.unet.parameters()).device
@@ -152,7 +154,7 @@ def encoder_fingerprint(encoder, # `CLIPVisionModelWithProjection`
     return 'clip-' + h.hexdigest()[:16]
 
 def _finish(unet, scheduler, enc, proc, movq, model_id, resolution, device, dtype, encoder_id=None, adapter=None,
-            zero_image='pixel_values'):
+            zero_image='pixel_values', edit_defaults=None):
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     mods = [m for m in (unet, enc, movq) if m is not None]
     for m in mods:
@@ -168,7 +170,7 @@ def _finish(unet, scheduler, enc, proc, movq, model_id, resolution, device, dtyp
         raise UserError(f"model {model_id!r}: the UNet takes {unet.config.in_channels} channels but the "
                         f"{'MoVQ latents have' if movq is not None else 'images have'} {latent_ch}")
     return Components(unet, scheduler, enc, proc, movq, model_id, int(resolution), embed_dim, latent_ch,
-                      encoder_id or encoder_fingerprint(enc), adapter, zero_image)
+                      encoder_id or encoder_fingerprint(enc), adapter, zero_image, dict(edit_defaults or {}))
 
 # %% ../nbs/10_models.ipynb #f0508ef1
 def _check_images(c: Components, x):
@@ -229,6 +231,56 @@ def guided_eps(c: Components, # the models
     e_neg, e_pos = unet_eps(c, torch.cat([x, x]), t, torch.cat([neg, cond])).chunk(2)
     return e_neg + scale * (e_pos - e_neg), 2 * B
 
+# %% ../nbs/10_models.ipynb #707af775
+LIBRARY_EDIT_DEFAULTS = dict(omega=2.0, inversion='zero', guidance_scale=4.0, inversion_guidance_scale=4.0) # released DIFFusion defaults
+INVERSIONS = ('zero', 'source') # inversion conditionings
+
+def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model folder's dcf_teach.json
+                        where: str = 'edit_defaults', # what an error names (the model folder's file)
+                       ) -> dict:
+    "A checked copy of a model's recommended edit settings (numbers as float), or a one-line `UserError` naming `where`."
+    if d is None: return {}
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: edit_defaults must be an object like {{\"omega\": 1.5, \"inversion\": \"source\"}}, "
+                        f"not {type(d).__name__}")
+    out = {}
+    for k, v in d.items():
+        if k not in LIBRARY_EDIT_DEFAULTS:
+            raise UserError(f"{where}: unknown edit_defaults key {k!r} (known: {', '.join(LIBRARY_EDIT_DEFAULTS)})")
+        if k == 'inversion':
+            if v not in INVERSIONS: raise UserError(f"{where}: edit_defaults inversion {v!r} is not 'zero' or 'source'")
+            out[k] = v
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (k != 'omega' and v <= 0):
+            raise UserError(f"{where}: edit_defaults {k} {v!r} is not a {'finite' if k == 'omega' else 'positive'} number")
+        else: out[k] = float(v)
+    return out
+
+def edit_setting(c: Components, # the models (their `edit_defaults`)
+                 name: str, # 'omega', 'inversion', 'guidance_scale' or 'inversion_guidance_scale'
+                 given=None, # the user's value (None: not given)
+                ):
+    "`given` if not None, else the model's recommended value, else the library default."
+    if name not in LIBRARY_EDIT_DEFAULTS: raise ValueError(f"unknown edit setting {name!r}")
+    if given is not None: return given
+    return (getattr(c, 'edit_defaults', None) or {}).get(name, LIBRARY_EDIT_DEFAULTS[name])
+
+def edit_setting_source(c: Components, # the models
+                        name: str, # an edit setting
+                        given=None, # the user's value (None: not given)
+                       ) -> str:
+    "Where `edit_setting` takes its value from: 'given', 'model' or 'library'."
+    if name not in LIBRARY_EDIT_DEFAULTS: raise ValueError(f"unknown edit setting {name!r}")
+    return 'given' if given is not None else 'model' if name in (getattr(c, 'edit_defaults', None) or {}) else 'library'
+
+def edit_settings(c: Components, # the models
+                  **given, # the user's values by setting name (None: not given)
+                 ) -> tuple[dict, dict]:
+    "All four edit settings resolved by `edit_setting`, and where each came from."
+    bad = sorted(set(given) - set(LIBRARY_EDIT_DEFAULTS))
+    if bad: raise ValueError(f"unknown edit setting {bad[0]!r}")
+    return ({k: edit_setting(c, k, given.get(k)) for k in LIBRARY_EDIT_DEFAULTS},
+            {k: edit_setting_source(c, k, given.get(k)) for k in LIBRARY_EDIT_DEFAULTS})
+
 # %% ../nbs/10_models.ipynb #0c23349f
 META_FILE = 'dcf_teach.json'
 
@@ -245,8 +297,9 @@ def save_components(c: Components, # the models
             c.image_encoder.save_pretrained(tmp/'image_encoder', safe_serialization=True)
             c.image_processor.save_pretrained(tmp/'image_processor')
             if c.movq is not None: c.movq.save_pretrained(tmp/'movq', safe_serialization=True)
-        write_json_atomic(tmp/META_FILE, dict(model_id=c.model_id, resolution=c.resolution, zero_image=c.zero_image,
-                                              library_version=__version__))
+        meta = dict(model_id=c.model_id, resolution=c.resolution, zero_image=c.zero_image, library_version=__version__)
+        if c.edit_defaults: meta['edit_defaults'] = check_edit_defaults(c.edit_defaults, f"model {c.model_id!r}")
+        write_json_atomic(tmp/META_FILE, meta)
         if folder.exists(): shutil.rmtree(folder)
         os.replace(tmp, folder)
     finally:
@@ -322,8 +375,9 @@ def _read_meta(folder) -> dict:
     try:
         m = json.loads(f.read_text())
         if m.get('zero_image', 'pixel_values') not in ('pixel_values', 'black'): raise ValueError(f"zero_image {m['zero_image']!r}")
-        return m
     except Exception as e: raise UserError(f"model folder {folder}: {META_FILE} is not valid ({e})") from e
+    if 'edit_defaults' in m: m['edit_defaults'] = check_edit_defaults(m['edit_defaults'], f"model folder {folder}: {META_FILE}")
+    return m
 
 def _resolution(folder, unet, movq, proc):
     meta = _read_meta(folder)
@@ -354,8 +408,9 @@ def load_components(model: str | Path = 'default', # folder, 'default', shipped 
         sched = _load(where, 'scheduler', lambda p: make_scheduler(json.loads(
             (p/'scheduler_config.json').read_text())), optional=True) or make_scheduler()
         name = where.name if where.parent == ASSETS_MODELS else str(where)
+        meta = _read_meta(where)
         c = _finish(unet, sched, enc, proc, movq, name, _resolution(where, unet, movq, proc), device, dtype,
-                    zero_image=_read_meta(where).get('zero_image', 'pixel_values'))
+                    zero_image=meta.get('zero_image', 'pixel_values'), edit_defaults=meta.get('edit_defaults'))
     return apply_adapter(c, adapter, merge_adapter) if adapter else c
 
 # %% ../nbs/10_models.ipynb #51f111ea

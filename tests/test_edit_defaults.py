@@ -1,0 +1,165 @@
+"""Per-model recommended edit settings (`edit_defaults` in a model folder's dcf_teach.json): `dcf-teach edit`,
+`run_bench` / `dcf-teach bench`, the deck parameters and the explorer use them unless a value is given.
+Dummy components, tiny kiki/bouba data and a tiny random oracle: seconds per test."""
+import dataclasses, json, shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dcf_teach.bank import save_bank
+from dcf_teach.evaluate import EvalConfig, dataset_bank, held_out_images, resolve_dataset
+from dcf_teach.models import LIBRARY_EDIT_DEFAULTS, load_components
+
+RECOMMENDS = {'omega': 0.5, 'inversion': 'source'}
+FAST = EvalConfig(n_steps=6, fractions=(0.9, 0.5))
+
+
+class ScriptedOracle:
+    "p = 0.2 / 0.8 by class on (near-)originals; the other answer once an image moved more than 1e-3."
+    classes = ['bouba', 'kiki']
+    fingerprint = 'scripted-edit-defaults-v1'
+
+    def __init__(self, originals, labels):
+        self.x, self.p0 = originals, torch.tensor([.2, .8])[torch.as_tensor(labels)]
+
+    def __call__(self, x):
+        dist, j = (x[:, None] - self.x[None]).abs().mean((2, 3, 4)).min(1)
+        return torch.where(dist <= 1e-3, self.p0[j], 1 - self.p0[j])
+
+
+def with_edit_defaults(src: Path, dst: Path, edit_defaults) -> Path:
+    "A copy of model folder `src` whose dcf_teach.json recommends `edit_defaults`."
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / 'dcf_teach.json').read_text())
+    (dst / 'dcf_teach.json').write_text(json.dumps({**meta, 'edit_defaults': edit_defaults}))
+    return dst
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    "Tiny kiki/bouba data, a dummy model folder without and one with edit_defaults, a tiny oracle, a bank file."
+    from dcf_teach.deck import dummy_deck_assets
+    tmp = tmp_path_factory.mktemp('edit-defaults')
+    data = resolve_dataset('kikibouba', cache=tmp, n_per_class=40)
+    plain, oracle = dummy_deck_assets(tmp / 'assets')
+    rec = with_edit_defaults(plain, tmp / 'recommends', RECOMMENDS)
+    c = load_components(plain)
+    bank = dataset_bank(c, data, cache=tmp)
+    save_bank(bank, tmp / 'bank')
+    held = held_out_images(data.split('test', resolution=32), 2)
+    return dict(tmp=tmp, data=data, plain=plain, rec=rec, oracle=oracle, bank=tmp / 'bank',
+                image=data.split('test').items[0].path, scripted=lambda: ScriptedOracle(held.images, held.sources))
+
+
+def test_load_components_reads_edit_defaults(world, tmp_path):
+    assert load_components(world['rec']).edit_defaults == RECOMMENDS
+    assert load_components(world['plain']).edit_defaults == {}
+    assert LIBRARY_EDIT_DEFAULTS == dict(omega=2.0, inversion='zero', guidance_scale=4.0, inversion_guidance_scale=4.0)
+    from dcf_teach.core import UserError
+    bad = with_edit_defaults(world['plain'], tmp_path / 'bad', {'omega': 'strong'})
+    with pytest.raises(UserError, match=f"model folder {bad}: dcf_teach.json: edit_defaults omega 'strong'"):
+        load_components(bad)
+
+
+def edit(world, out, *extra, model='rec'):
+    "Run `dcf-teach edit` in-process on the world's first test image; returns the JSON record."
+    from dcf_teach.counterfactual import edit_cli
+    args = [str(world['image']), '--model', str(world[model]), '--bank', str(world['bank']), '--target', 'kiki',
+            '--t-skip', '0.5', '--steps', '6', '--device', 'cpu', '--out', str(out), *extra]
+    r = CliRunner().invoke(edit_cli, args)
+    assert r.exit_code == 0, r.output
+    return json.loads(next(Path(out).glob('*.json')).read_text()), r.output
+
+
+def test_edit_uses_the_models_recommendation(world, tmp_path):
+    rec, out = edit(world, tmp_path / 'rec')
+    assert (rec['omega'], rec['inversion_condition'], rec['guidance_scale'], rec['inversion_guidance_scale']) == \
+           (0.5, 'source', 4.0, 4.0)
+    assert rec['edit_defaults_from'] == dict(omega='model', inversion='model', guidance_scale='library',
+                                             inversion_guidance_scale='library')
+    assert "ω=0.5, 'source' inversion" in out
+    assert rec['nfe'] == 2 * 3 + 2 * 3          # 'source' inversion with CFG: 2 NFE per step
+
+
+def test_edit_explicit_values_win(world, tmp_path):
+    rec, _ = edit(world, tmp_path / 'given', '--omega', '2', '--inversion', 'zero', '--guidance', '3')
+    assert (rec['omega'], rec['inversion_condition'], rec['guidance_scale']) == (2.0, 'zero', 3.0)
+    assert rec['edit_defaults_from'] == dict(omega='given', inversion='given', guidance_scale='given',
+                                             inversion_guidance_scale='library')
+
+
+def test_edit_without_recommendation_uses_library_defaults(world, tmp_path):
+    rec, _ = edit(world, tmp_path / 'plain', model='plain')
+    assert (rec['omega'], rec['inversion_condition'], rec['guidance_scale']) == (2.0, 'zero', 4.0)
+    assert set(rec['edit_defaults_from'].values()) == {'library'}
+    assert rec['nfe'] == 3 + 2 * 3
+
+
+def test_edit_bad_edit_defaults_is_one_line_error(world, tmp_path):
+    from dcf_teach.counterfactual import edit_cli
+    bad = with_edit_defaults(world['plain'], tmp_path / 'bad', {'inversion': 'prior', 'omega': 1})
+    r = CliRunner().invoke(edit_cli, [str(world['image']), '--model', str(bad), '--bank', str(world['bank']),
+                                      '--target', 'kiki', '--out', str(tmp_path / 'o')])
+    assert r.exit_code == 2 and f"model folder {bad}: dcf_teach.json: edit_defaults inversion 'prior'" in r.output
+    assert 'Traceback' not in r.output
+
+
+def test_run_bench_records_resolved_settings(world):
+    from dcf_teach.bench import run_bench
+    w, cache = world, world['tmp'] / 'bench-cache'
+    kw = dict(n=2, oracle=w['scripted'](), batch_size=2, cache=cache, reconstruction=False)
+    r = run_bench(w['data'].root, model=w['rec'], config=FAST, **kw)
+    cf = r.figures['config']
+    assert (cf['omega'], cf['condition'], cf['guidance_scale'], cf['inversion_guidance_scale']) == (0.5, 'source', 4.0, 4.0)
+    assert cf['edit_defaults_from'] == dict(omega='model', guidance_scale='library', condition='model',
+                                            inversion_guidance_scale='library')
+    assert all(x.omega == 0.5 for x in r.result.records)
+    assert (r.control.config.omega, r.control.config.condition) == (0.0, 'source')   # the control stays at ω = 0
+    assert all(x.omega == 0.0 for x in r.control.records)
+    # the plain model (same weights, so the same model fingerprint) at the library defaults: nothing reused
+    p = run_bench(w['data'].root, model=w['plain'], config=FAST, **kw)
+    assert (p.figures['config']['omega'], p.figures['config']['condition']) == (2.0, 'zero')
+    assert set(p.figures['config']['edit_defaults_from'].values()) == {'library'}
+    assert p.figures['run']['computed'] == 2 + 2              # its ω = 2 search and its 'zero' control are new
+    # the same resolved values given explicitly on the recommending model: the cache entries of the plain run
+    g = run_bench(w['data'].root, model=w['rec'], config=dataclasses.replace(FAST, omega=2, condition='zero'), **kw)
+    assert g.figures['config']['edit_defaults_from'] == dict(omega='given', guidance_scale='library', condition='given',
+                                                             inversion_guidance_scale='library')
+    assert g.figures['run']['computed'] == 0 and g.figures['success_ratio'] == p.figures['success_ratio']
+
+
+def test_bench_cli_explicit_omega_wins(cli, world, tmp_path):
+    w = world
+    r = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', w['rec'], '--oracle', w['oracle'], '--steps', 6,
+            '--batch-size', 2, '--cache', tmp_path / 'cache', '--no-reconstruction', '--omega', 2, '--json')
+    assert r.returncode == 0, r.stderr
+    cf = json.loads(r.stdout)['config']
+    assert (cf['omega'], cf['condition']) == (2.0, 'source')
+    assert (cf['edit_defaults_from']['omega'], cf['edit_defaults_from']['condition']) == ('given', 'model')
+
+
+def test_deck_parameters_default_to_the_model(world):
+    from dcf_teach import deck
+    ps = deck.deck_parameters(Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb')
+    assert {k: ps[k]['default'] for k in ('omega', 'guidance', 'inversion', 'inversion_guidance')} == dict.fromkeys(
+        ('omega', 'guidance', 'inversion', 'inversion_guidance'), 'None')
+    cfg = deck.resolve_deck_params(dict(dataset='kikibouba', n_images=4, n_study=2, n_examples=2, n_steps=6, curve_images=0,
+                                        n_interp=0, seed=0, n_per_class=30, batch_size=2, stop_after=0), tiny=False)
+    assert (cfg.omega, cfg.inversion) == (None, None)
+    r = deck.resolve_deck_edit(cfg, load_components(world['rec']))
+    assert (r.omega, r.inversion, r.guidance, r.edit_defaults_from['omega']) == (0.5, 'source', 4.0, 'model')
+    r = deck.resolve_deck_edit(cfg, load_components(world['plain']))
+    assert (r.omega, r.inversion, r.guidance) == (2.0, 'zero', 4.0)
+
+
+def test_explorer_starts_at_the_models_recommendation(world):
+    from dcf_teach.bank import load_bank
+    from dcf_teach.explorer import Explorer
+    held = world['data'].split('test', resolution=32)
+    c, bank = load_components(world['rec']), load_bank(world['bank'])
+    ex = Explorer(c, bank, held, n_steps=6, t_skip=0.5, sync=True)
+    assert (ex.omega, ex.condition, ex.result.params.omega) == (0.5, 'source', 0.5)
+    ex = Explorer(c, bank, held, n_steps=6, t_skip=0.5, omega=2.0, condition='zero', sync=True)
+    assert (ex.omega, ex.condition, ex.edit_defaults_from['omega']) == (2.0, 'zero', 'given')
