@@ -228,7 +228,7 @@ def _lpips_mean(a, b) -> float:
 def validate(c: Components, # the models (with the adapter being trained)
              val: ValSet, # the validation set
              n_steps: int = 25, # N of the validation search
-             omega: float = 2.0, # edit strength
+             omega: float | None = None, # edit strength (None: the model's recommended ω, see `edit_settings`)
              seed: int = 0, # search seed
              batch_size: int = 16, # images per UNet batch
             ) -> dict:
@@ -240,10 +240,13 @@ def validate(c: Components, # the models (with the adapter being trained)
     out = {'val_loss': float(sum(ls) / max(1, len(val.z0)))}
     if val.oracle is None or val.images is None: return out
     from dcf_teach.search import minimal_edit_search
+    from dcf_teach.models import edit_settings
+    s, _ = edit_settings(c, omega=omega)   # the same settings `dcf-teach bench` uses for this model
     res = []
     for i in range(0, len(val.images), batch_size):
         res += minimal_edit_search(c, val.images[i:i + batch_size], val.directions[i:i + batch_size], val.oracle,
-                                   omega=omega, n_steps=n_steps, seed=seed)
+                                   omega=s['omega'], n_steps=n_steps, guidance_scale=s['guidance_scale'],
+                                   condition=s['inversion'], inversion_guidance_scale=s['inversion_guidance_scale'], seed=seed)
     ok = [i for i, r in enumerate(res) if r.flipped]
     out['success'] = len(ok) / len(res)
     out['lpips'] = _lpips_mean(val.images[ok], torch.stack([res[i].counterfactual for i in ok])) if ok else float('nan')
@@ -272,7 +275,7 @@ class LoraTrainConfig:
     minutes: float | None = None # wall-time budget
     val_every: int | None = None # steps between validations (None: once per epoch)
     val_steps: int = 25 # N of the validation search
-    omega: float = 2.0 # edit strength of the validation search
+    omega: float | None = None # edit strength of the validation search (None: the model's recommended ω)
     checkpoint_minutes: float = 2.0 # wall time between `last/` checkpoints
     seed: int = 0
 

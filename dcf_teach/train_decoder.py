@@ -21,19 +21,15 @@ from .train_encoder import (EncoderTrainConfig, augment_config, budget_progress,
     save_train_state, train_encoder, zero_image_embed, _cfg_dict, _subsample)
 
 # %% auto #0
-__all__ = ['KANDINSKY_SCHEDULER_CONFIG', 'MODEL_META_FILE', 'make_scheduler', 'DecoderTrainConfig', 'make_unet',
-           'precompute_embeddings', 'decoder_loss', 'train_decoder', 'export_model', 'model_card', 'train_model']
+__all__ = ['MODEL_META_FILE', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet', 'precompute_embeddings', 'decoder_loss',
+           'train_decoder', 'export_model', 'model_card', 'train_model']
 
 # %% ../nbs/21_train_decoder.ipynb #82728c00
-KANDINSKY_SCHEDULER_CONFIG = dict(
-    num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-    set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon", thresholding=False,
-    timestep_spacing="leading")
-
-def make_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm' (training)
-                  ) -> 'DDIMScheduler | DDPMScheduler':
-    "The Kandinsky 2.2 decoder's scheduler config, pinned (linear β 0.00085→0.012, 1000 steps, offset 1)."
+def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm' (training)
+                     ) -> 'DDIMScheduler | DDPMScheduler':
+    "The Kandinsky 2.2 decoder's pinned noise schedule (`dcf_teach.models.KANDINSKY_SCHEDULER_CONFIG`) as a DDIM or DDPM scheduler."
     from diffusers import DDIMScheduler, DDPMScheduler
+    from dcf_teach.models import KANDINSKY_SCHEDULER_CONFIG
     return (DDIMScheduler if kind == 'ddim' else DDPMScheduler).from_config(dict(KANDINSKY_SCHEDULER_CONFIG))
 
 # %% ../nbs/21_train_decoder.ipynb #46c824b2
@@ -122,7 +118,7 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
         raise UserError(f"training images are {images.shape[-1]} px but the decoder is set to {cfg.resolution} px")
     unet = make_unet(cfg, embeds.shape[-1]).train()
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
-    sched = make_scheduler('ddpm')
+    sched = decoder_scheduler('ddpm')
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, hist = 0, 0., []
     if resume and state_path and Path(state_path).with_suffix('.json').exists():
@@ -191,7 +187,7 @@ def export_model(out: str | Path, # model folder
             unet.save_pretrained(tmp/'unet', safe_serialization=True)
             encoder.save_pretrained(tmp/'image_encoder', safe_serialization=True)
             processor.save_pretrained(tmp/'image_processor')
-            make_scheduler('ddim').save_pretrained(tmp/'scheduler')
+            decoder_scheduler('ddim').save_pretrained(tmp/'scheduler')
         _replace_tree(tmp, out)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     write_json_atomic(out/'model_index.json', {
