@@ -217,10 +217,6 @@ def study_video(examples: Sequence[Sequence[Any]], # one list of example images 
     return save_mp4(frames, durs, path, fps)
 
 # %% ../nbs/31_deck.ipynb #51cdb761
-def _p_class1(oracle, x) -> np.ndarray:
-    p = oracle(x)
-    return (p.detach().float().cpu().numpy() if hasattr(p, 'detach') else np.asarray(p, dtype=np.float64)).reshape(-1)
-
 def tskip_curve(c, # `Components`
                 images, # [B,3,R,R] in [0,1]
                 directions, # [D] or [B,D]: d = μ̂_target − μ̂_source of each image
@@ -228,28 +224,23 @@ def tskip_curve(c, # `Components`
                 fractions: Sequence[float] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), # T_skip fractions
                 omega: float = 2.0, # edit strength
                 n_steps: int = 100, # N
-                guidance_scale: float = 4.0, # regeneration CFG
-                condition: str = 'zero', # inversion conditioning
-                inversion_guidance_scale: float = 4.0, # inversion CFG ('source' only)
-                zero_last_noise: bool = True, # released default
-                seed: int = 0, # run seed
-                batch_size: int = 64, # regeneration rows per batch
+                **edit, # the other options of `dcf_teach.counterfactual.counterfactuals` (CFG, inversion, seed, ...)
                ) -> dict:
     "Success ratio (over all images) and mean LPIPS at each fixed T_skip fraction."
     import torch
     from dcf_teach.counterfactual import counterfactuals
     from dcf_teach.inversion import resolve_t_skip
     from dcf_teach.lpips import lpips
+    from dcf_teach.search import oracle_probs
     images = torch.as_tensor(images).float()
     ks = [resolve_t_skip(float(f), n_steps) for f in fractions]
-    sw, _ = counterfactuals(c, images, directions, [omega], ks, n_steps, guidance_scale, condition,
-                            inversion_guidance_scale, zero_last_noise, seed)
-    p0 = _p_class1(oracle, images)
+    sw, _ = counterfactuals(c, images, directions, [omega], ks, n_steps, **edit)
+    p0 = oracle_probs(oracle, images)
     sr, lp = [], []
     for k in ks:
         rows = sw.where(t_skip=k)
         x = sw.images[rows]; b = [sw.params[r].image for r in rows]
-        p = _p_class1(oracle, x)
+        p = oracle_probs(oracle, x)
         sr.append(float(np.mean((p > 0.5) != (p0[b] > 0.5))))
         lp.append(float(lpips(x, images[b]).mean()))
     return dict(fractions=[float(f) for f in fractions], t_skips=ks, success=sr, lpips=lp, n_images=len(images),
@@ -265,19 +256,14 @@ def omega_sweep(c, # `Components`
                 target_index: int, # 0 or 1: the class the probabilities are reported for
                 omegas: Sequence[float] = INTERP_OMEGAS, # ω of each frame
                 t_skip: int | float = 0.6, # one T_skip (steps or fraction) for all frames
-                n_steps: int = 100, # N
-                guidance_scale: float = 4.0, # regeneration CFG
-                condition: str = 'zero', # inversion conditioning
-                inversion_guidance_scale: float = 4.0, # inversion CFG ('source' only)
-                zero_last_noise: bool = True, # released default
-                seed: int = 0, # run seed
+                **edit, # the other options of `dcf_teach.counterfactual.counterfactuals` (N, CFG, inversion, seed, ...)
                ) -> tuple:
     "Frames [k,3,R,R] of `image` edited with each ω, and the oracle's probability of the target class per frame."
     import torch
     from dcf_teach.counterfactual import counterfactuals
-    sw, _ = counterfactuals(c, torch.as_tensor(image).float()[None], direction, list(omegas), [t_skip], n_steps,
-                            guidance_scale, condition, inversion_guidance_scale, zero_last_noise, seed)
-    p1 = _p_class1(oracle, sw.images)
+    from dcf_teach.search import oracle_probs
+    sw, _ = counterfactuals(c, torch.as_tensor(image).float()[None], direction, list(omegas), [t_skip], **edit)
+    p1 = oracle_probs(oracle, sw.images)
     return sw.images, [float(p if target_index == 1 else 1 - p) for p in p1]
 
 def write_interpolation_media(frames, # [k,3,R,R] images along the sweep
@@ -647,9 +633,15 @@ def cached(setup, # `EvalSetup` (its `cache` folder; None: no cache)
     store.put(key, rec, t)
     return rec, t
 
-def _inversion_cfg_key(cfg: DeckConfig) -> dict:
-    "The inversion CFG as a cache-key part, only where it matters ('source' inversion; 'zero' keys stay as they were)."
-    return {'inversion_guidance': cfg.inversion_guidance} if cfg.inversion == 'source' else {}
+def _edit_kwargs(cfg: DeckConfig) -> dict:
+    "The deck's edit options as keywords of `dcf_teach.counterfactual.counterfactuals`."
+    return dict(n_steps=cfg.n_steps, guidance_scale=cfg.guidance, condition=cfg.inversion,
+                inversion_guidance_scale=cfg.inversion_guidance, seed=cfg.seed)
+
+def _edit_key(cfg: DeckConfig) -> dict:
+    "The same options as cache-key parts (the inversion CFG only for 'source' inversion: 'zero' keys stay as they were)."
+    key = dict(n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed)
+    return key | ({'inversion_guidance': cfg.inversion_guidance} if cfg.inversion == 'source' else {})
 
 def write_interpolations(setup, # `EvalSetup`
                          result, # `EvalResult` of the search
@@ -667,12 +659,10 @@ def write_interpolations(setup, # `EvalSetup`
         for i, p in enumerate([p for p in pairs if (p.source, p.target) == (a, b)][:cfg.n_interp]):
             def sweep(p=p, a=a, b=b):
                 fr, pr = omega_sweep(setup.components, p.original, setup.bank.direction(a, b), setup.oracle,
-                                     classes.index(b), ws, p.t_skip, cfg.n_steps, cfg.guidance, cfg.inversion,
-                                     cfg.inversion_guidance, seed=cfg.seed)
+                                     classes.index(b), ws, p.t_skip, **_edit_kwargs(cfg))
                 return dict(probs=pr), fr
             rec, fr = cached(setup, result, 'deck-omega-sweep', sweep, image=p.key, source=a, target=b, omegas=ws,
-                             t_skip=p.t_skip, n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed,
-                             **_inversion_cfg_key(cfg))
+                             t_skip=p.t_skip, **_edit_key(cfg))
             pr = rec['probs']
             files = write_interpolation_media(fr, ws, pr, b, f'interpolation_{direction_of(a, b)}_{i:02d}', media)
             out.append(dict(files, caption=f"{a} → {b}: ω from {ws[0]:g} to {ws[-1]:g} (T_skip {p.t_skip}/{cfg.n_steps})"))
@@ -703,10 +693,9 @@ def write_analysis(setup, # `EvalSetup`
         dirs = torch.stack([setup.bank.direction(result.records[i].source, result.records[i].target) for i in idx])
         curve, _ = cached(setup, result, 'deck-tskip-curve', lambda: (tskip_curve(
                               setup.components, result.originals[idx], dirs, setup.oracle, cfg.curve_fractions, cfg.omega,
-                              cfg.n_steps, cfg.guidance, cfg.inversion, cfg.inversion_guidance, seed=cfg.seed), None),
+                              **_edit_kwargs(cfg)), None),
                           images=[result.records[i].image_hash for i in idx], fractions=list(cfg.curve_fractions),
-                          omega=cfg.omega, n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed,
-                          **_inversion_cfg_key(cfg))
+                          omega=cfg.omega, **_edit_key(cfg))
         fig = render.plot_success_vs_closeness(curve['fractions'], curve['success'], curve['lpips'],
                                                label=f"fixed T_skip ({len(idx)} images)")
         m = result.metrics()

@@ -20,7 +20,7 @@ from .counterfactual import edit_embedding
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['REFERENCE_FRACTIONS', 'SearchResult', 'minimal_edit_search']
+__all__ = ['REFERENCE_FRACTIONS', 'SearchResult', 'oracle_probs', 'minimal_edit_search']
 
 # %% ../nbs/15_search.ipynb #9e2ff2dd
 REFERENCE_FRACTIONS = tuple(float(f) for f in np.round(np.linspace(0.9, 0.0, 10), 3))
@@ -47,7 +47,10 @@ class SearchResult:
                                               'tried', 'nfe', 'nfe_reference_protocol', 'n_steps', 'omega')}
 
 # %% ../nbs/15_search.ipynb #9de47010
-def _probs(oracle, x) -> np.ndarray:
+def oracle_probs(oracle, # images [n,3,H,W] in [0,1] -> P(class 1) [n] (tensor or array)
+                 x: torch.Tensor, # the images
+                ) -> np.ndarray:
+    "The oracle's P(class 1) of each image as a float numpy vector (one per image, checked)."
     p = oracle(x)
     p = p.detach().float().cpu().numpy() if hasattr(p, 'detach') else np.asarray(p, dtype=np.float64)
     p = p.reshape(-1)
@@ -72,7 +75,7 @@ def minimal_edit_search(c: Components, # the models
     B, N = len(images), n_steps
     ks = [resolve_t_skip(f, N) for f in fractions]
     d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
-    p0 = _probs(oracle, images)
+    p0 = oracle_probs(oracle, images)
     inv: Inversion | None = None
     active = list(range(B))                      # images still searching; `inv` holds exactly these, in this order
     tried = {b: [] for b in range(B)}; last = {}; found = {}; inv_steps = {}; regen = {b: 0 for b in range(B)}
@@ -84,7 +87,7 @@ def minimal_edit_search(c: Components, # the models
         emb = edit_embedding(inv.embeds, d[active], omega)
         x, nfe = regenerate(c, inv, emb, k, guidance_scale=guidance_scale, progress=progress)
         ims = decode_latents(c, x)
-        p = _probs(oracle, ims)
+        p = oracle_probs(oracle, ims)
         keep = []
         for i, b in enumerate(active):
             tried[b].append((k, float(p[i]))); regen[b] += nfe // len(active); last[b] = ims[i].cpu()
