@@ -16,6 +16,7 @@ import numpy as np
 from . import __version__
 from .core import UserError, get_logger, write_text_atomic
 from .cli import LazyGroup
+from .models import check_edit_defaults
 from .evaluate import (N_PER_CLASS, EvalConfig, EvalResult, HeldOut, config_sources, evaluate, evaluate_setup,
                                 prepare, reconstruction_errors, resolve_config)
 
@@ -185,6 +186,13 @@ def save_grid(fig, # a matplotlib figure (e.g. `EvalResult.grid()`)
     return Path(path)
 
 # %% ../nbs/26_bench.ipynb #7a7d091c
+def _parse_fractions(s: str | None) -> tuple | None:
+    "'0.96,0.92,0.9' -> (0.96, 0.92, 0.9), checked like a model's `t_skip_fractions`; None stays None."
+    if s is None: return None
+    try: fr = [float(f) for f in s.split(',')]
+    except ValueError: raise UserError(f"--fractions {s!r}: expected numbers like '0.96,0.92,0.9'") from None
+    return check_edit_defaults({'t_skip_fractions': fr}, '--fractions')['t_skip_fractions']
+
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
              lazy={'explorer': ('dcf_teach.explorer:bench_explorer_cmd', 'Benchmark the interactive explorer.')})
 @click.option('--dataset', default=None, help='kikibouba, accretion, fashion-mnist, or a dataset folder.')
@@ -198,7 +206,9 @@ def save_grid(fig, # a matplotlib figure (e.g. `EvalResult.grid()`)
 @click.option('--inversion', default=None, type=click.Choice(['zero', 'source']), help="Inversion conditioning [default: the model's recommendation, else zero].")
 @click.option('--inversion-guidance', default=None, type=float, help="CFG scale of a 'source' inversion [default: the model's recommendation, else 4].")
 @click.option('--keep-last-noise', is_flag=True, help='Keep the last noise map instead of zeroing it (released default: zeroed).')
-@click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: the reference protocol 0.9, 0.8, …, 0.0.')
+@click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: try the T_skip fractions in order, highest first.')
+@click.option('--fractions', default=None, help="T_skip fractions to try, highest first, e.g. '0.96,0.92,0.9' [default: the model's recommendation, else 0.9, 0.8, …, 0.0].")
+@click.option('--min-confidence', default=None, type=click.FloatRange(0.5, 1, max_open=True), help="Oracle target-class probability that stops the search [default: the model's recommendation, else 0.5].")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
 @click.option('--seed', default=0, show_default=True, type=int, help='Run seed (mixed with each image hash).')
@@ -214,7 +224,7 @@ def save_grid(fig, # a matplotlib figure (e.g. `EvalResult.grid()`)
 @click.option('--records', default=None, type=click.Path(path_type=Path), help='Write one JSON line per image here.')
 @click.pass_context
 def bench_cli(ctx, dataset, classes, n, model, oracle, omega, steps, guidance, inversion, inversion_guidance,
-              keep_last_noise, search, batch_size, adapter, seed, device, no_control, no_reconstruction, speed_check,
+              keep_last_noise, search, fractions, min_confidence, batch_size, adapter, seed, device, no_control, no_reconstruction, speed_check,
               cache, no_cache, as_json, out, grid, records):
     "Measure DIFFusion on held-out images: success over all images, closeness, identity, control, cost."
     if ctx.invoked_subcommand is not None: return
@@ -222,7 +232,8 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, omega, steps, guidance, i
     if out is not None and out.suffix.lower() != '.json': raise UserError(f"--out {out}: expected a .json file")
     if grid is not None and grid.suffix.lower() != '.png': raise UserError(f"--grid {grid}: expected a .png file")
     cfg = EvalConfig(omega=omega, n_steps=steps, guidance_scale=guidance, condition=inversion,
-                     inversion_guidance_scale=inversion_guidance, zero_last_noise=not keep_last_noise, seed=seed, search=search)
+                     inversion_guidance_scale=inversion_guidance, zero_last_noise=not keep_last_noise, seed=seed, search=search,
+                     fractions=_parse_fractions(fractions), min_confidence=min_confidence)
     rep = run_bench(dataset, classes, n, model, oracle, cfg, batch_size, adapter, device, cache, not no_control,
                     not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty())
     text = rep.json()

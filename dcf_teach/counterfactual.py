@@ -203,7 +203,7 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
                adapter=c.adapter, encoder_id=c.encoder_id, resolution=c.resolution, bank=str(bank_path),
                source_class=bank.classes[src], source_inferred=source_class is None, target_class=bank.classes[tgt],
                omega=omega, t_skip=k, t_skip_fraction=k / steps, guidance_scale=guidance, **inv.options(),
-               edit_defaults_from=es_from, nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
+               edit_defaults_from={k: es_from[k] for k in ('omega', 'inversion', 'guidance_scale', 'inversion_guidance_scale')}, nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
     write_json_atomic(Path(out) / f'{stem}.json', rec)
     click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega:g}, {es['inversion']!r} inversion, T_skip={k}/{steps}, "
                f"{rec['nfe']} NFE): {png}")

@@ -390,7 +390,7 @@ class DeckConfig:
     n_study: int # flips shown per direction
     n_examples: int # unpaired examples per class
     omega: float | None # ω (None: the model's recommendation, until `resolve_deck_edit`)
-    fractions: tuple # T_skip fractions of the search
+    fractions: tuple | None # T_skip fractions of the search (None: the model's recommendation)
     n_steps: int # N
     guidance: float | None # regeneration CFG (None: the model's)
     inversion: str | None # 'zero' or 'source' (None: the model's)
@@ -410,6 +410,7 @@ class DeckConfig:
     progress: bool = True # progress bars and log lines
     tiny: bool = False # the nbdev-test configuration
     edit_defaults_from: dict | None = None # where ω, CFG and inversion came from ('given', 'model', 'library'), set by `resolve_deck_edit`
+    min_confidence: float | None = None # oracle target-class probability that stops the search (None: the model's)
 
 def _parse_fractions(s) -> tuple:
     try: fr = tuple(float(x) for x in (s.split(',') if isinstance(s, str) else s) if str(x).strip() != '')
@@ -464,8 +465,12 @@ def resolve_deck_params(p: dict, # the template's parameters
     out = Path(p.get('out_dir') or Path('decks') / name)
     cache = Path(p['cache_dir']).expanduser() if p.get('cache_dir') else None
     model, oracle = p.get('model') or None, p.get('oracle') or None
-    fr = _parse_fractions(p.get('t_skip_fractions', '0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2,0.1,0.0'))
-    cfr = _parse_fractions(p.get('curve_fractions') or fr)
+    from dcf_teach.models import LIBRARY_EDIT_DEFAULTS
+    given = p.get('t_skip_fractions')
+    fr = None if given is None or str(given).strip().lower() in ('', 'none') else _parse_fractions(given)
+    cfr = _parse_fractions(p.get('curve_fractions') or fr or LIBRARY_EDIT_DEFAULTS['t_skip_fractions'])
+    mc = _opt_float(p, 'min_confidence')
+    if mc is not None and not 0.5 <= mc < 1: raise UserError(f"min_confidence {mc:g}: need a probability in [0.5, 1)")
     if tiny:
         tmp = Path(tempfile.mkdtemp(prefix='dcf-deck-test-'))
         atexit.register(shutil.rmtree, tmp, True)   # a test deck is scratch: gone when the process ends
@@ -478,7 +483,7 @@ def resolve_deck_params(p: dict, # the template's parameters
                       ints['n_images'], ints['n_study'], ints['n_examples'], _opt_float(p, 'omega'), fr, ints['n_steps'],
                       _opt_float(p, 'guidance'), inv, _opt_float(p, 'inversion_guidance'), ints['curve_images'], cfr, ints['n_interp'],
                       ints['seed'], out, cache, ints['n_per_class'], ints['batch_size'], str(p.get('device', 'cpu')),
-                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny)
+                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny, min_confidence=mc)
 
 def resolve_deck_edit(cfg: DeckConfig, # from `resolve_deck_params`
                       c, # the loaded `Components` (their `edit_defaults`)
@@ -487,9 +492,11 @@ def resolve_deck_edit(cfg: DeckConfig, # from `resolve_deck_params`
     from dcf_teach.models import edit_settings
     if cfg.edit_defaults_from is not None: return cfg       # resolved already
     es, src = edit_settings(c, omega=cfg.omega, inversion=cfg.inversion, guidance_scale=cfg.guidance,
-                            inversion_guidance_scale=cfg.inversion_guidance)
+                            inversion_guidance_scale=cfg.inversion_guidance, t_skip_fractions=cfg.fractions,
+                            min_confidence=cfg.min_confidence)
     return dataclasses.replace(cfg, omega=float(es['omega']), guidance=float(es['guidance_scale']), inversion=es['inversion'],
-                               inversion_guidance=float(es['inversion_guidance_scale']), edit_defaults_from=src)
+                               inversion_guidance=float(es['inversion_guidance_scale']), fractions=tuple(es['t_skip_fractions']),
+                               min_confidence=float(es['min_confidence']), edit_defaults_from=src)
 
 # %% ../nbs/31_deck.ipynb #5592b0fc
 class DeckInterrupted(RuntimeError):
@@ -543,7 +550,9 @@ def intro_markdown(title: str, # the deck's title
             "just enough for a classifier to call them the other class, keeping everything else — shown as flips, "
             f"first {A} → {B}, then {B} → {A}. Only counterfactuals that flipped the classifier are shown.\n\n"
             f"Made with model `{setup.model}`, oracle `{setup.oracle_name}`, ω = {config.omega:g}, N = {config.n_steps}, "
-            f"T_skip search {fr[0]:g} → {fr[-1]:g} ({len(fr)} steps), {config.condition!r} inversion, guidance "
+            f"T_skip search {fr[0]:g} → {fr[-1]:g} ({len(fr)} steps"
+            f"{'' if config.min_confidence == 0.5 else f', stopping at oracle confidence {config.min_confidence:g}'}), "
+            f"{config.condition!r} inversion, guidance "
             f"{config.guidance_scale:g}, seed {config.seed}, on {len(setup.held)} held-out images.")
 
 def direction_markdown(result, # `EvalResult`

@@ -189,13 +189,14 @@ class EvalConfig:
     condition: str | None = None # inversion conditioning 'zero' or 'source' (None: the model's recommendation, else 'zero')
     inversion_guidance_scale: float | None = None # inversion CFG, 'source' only (None: the model's recommendation, else 4)
     zero_last_noise: bool = True # zero the last noise map (released default)
-    fractions: tuple = REFERENCE_FRACTIONS # T_skip tried, highest first
+    fractions: tuple | None = None # T_skip tried, highest first (None: the model's recommendation, else 0.9, 0.8, …, 0.0)
+    min_confidence: float | None = None # oracle target-class probability that stops the search (None: the model's, else 0.5)
     seed: int = 0 # run seed (mixed with each image's hash)
     search: str = 'linear' # 'linear': the reference protocol
 
     def as_dict(self) -> dict:
         "JSON-ready options."
-        d = dataclasses.asdict(self); d['fractions'] = [float(f) for f in self.fractions]
+        d = dataclasses.asdict(self); d['fractions'] = None if self.fractions is None else [float(f) for f in self.fractions]
         return d
     def nfe_inversion_step(self) -> int:
         "UNet evaluations per inversion step (of a resolved config)."
@@ -205,14 +206,16 @@ class EvalConfig:
         return 1 if self.guidance_scale == 1 else 2
 
 EDIT_FIELDS = dict(omega='omega', guidance_scale='guidance_scale', condition='inversion',
-                   inversion_guidance_scale='inversion_guidance_scale') # `EvalConfig` field -> edit setting
+                   inversion_guidance_scale='inversion_guidance_scale', fractions='t_skip_fractions',
+                   min_confidence='min_confidence') # `EvalConfig` field -> edit setting
 
 def resolve_config(config: EvalConfig, # options; None edit settings = the model's recommendation
                    c: Components, # the models (their `edit_defaults`)
                   ) -> EvalConfig:
     "`config` with every None edit setting filled in: the model's recommended value, else the library default."
     v = {f: edit_setting(c, s, getattr(config, f)) for f, s in EDIT_FIELDS.items()}
-    return dataclasses.replace(config, **{f: x if f == 'condition' else float(x) for f, x in v.items()})
+    conv = dict(condition=str, fractions=lambda fr: tuple(float(f) for f in fr))
+    return dataclasses.replace(config, **{f: conv.get(f, float)(x) for f, x in v.items()})
 
 def config_sources(config: EvalConfig, # options before `resolve_config`
                    c: Components, # the models
@@ -403,7 +406,7 @@ def _search_batch(c, images, directions, oracle, config, progress):
     t0 = time.perf_counter()
     res = minimal_edit_search(c, images, directions, oracle, config.omega, config.fractions, config.n_steps,
                               config.guidance_scale, config.condition, config.inversion_guidance_scale,
-                              config.zero_last_noise, config.seed, progress=progress)
+                              config.zero_last_noise, config.seed, config.min_confidence, progress=progress)
     return res, time.perf_counter() - t0
 
 # %% ../nbs/25_evaluate.ipynb #a9314321

@@ -292,6 +292,7 @@ class Explorer:
         omega = float(es['omega'])
         self.n_steps, self.guidance_scale, self.condition = int(n_steps), float(es['guidance_scale']), es['inversion']
         self.inversion_guidance_scale, self.zero_last_noise, self.seed = float(es['inversion_guidance_scale']), bool(zero_last_noise), int(seed)
+        self.fractions, self.min_confidence = tuple(es['t_skip_fractions']), float(es['min_confidence'])   # the Search button's
         self.strip_frames, self.n_thumbs, self.note = int(strip_frames), int(n_thumbs), message
         self.scale = max(1, round(display_size / max(1, getattr(components, 'resolution', 32))))
         self.cache, self.scheduler = InversionCache(cache_size), LatestOnly(not in_kernel() if sync is None else sync, self._show_error)
@@ -672,9 +673,9 @@ def _search(self: Explorer, p: Params):
     r = minimal_edit_search(self.c, x[None], self.bank.direction(src, tgt), self.oracle, omega=p.omega, n_steps=self.n_steps,
                             guidance_scale=self.guidance_scale, condition=self.condition,
                             inversion_guidance_scale=self.inversion_guidance_scale, zero_last_noise=self.zero_last_noise,
-                            seed=self.seed)[0]
+                            seed=self.seed, fractions=self.fractions, min_confidence=self.min_confidence)[0]
     self.search_result = r
-    tried = ', '.join(f"{k / self.n_steps:.1f}: {q:.2f}" for k, q in r.tried)
+    tried = ', '.join(f"{k / self.n_steps:.2f}: {q:.2f}" for k, q in r.tried)
     if r.flipped:
         msg = (f"minimal edit of image {p.index} → {p.target} at ω = {p.omega:.2f}: T_skip {r.fraction:.2f} "
                f"({r.t_skip}/{self.n_steps}), p({self.positive_class}) {r.p_original:.2f} → {r.p_counterfactual:.2f}; "

@@ -246,7 +246,8 @@ def validate(c: Components, # the models (with the adapter being trained)
     for i in range(0, len(val.images), batch_size):
         res += minimal_edit_search(c, val.images[i:i + batch_size], val.directions[i:i + batch_size], val.oracle,
                                    omega=s['omega'], n_steps=n_steps, guidance_scale=s['guidance_scale'],
-                                   condition=s['inversion'], inversion_guidance_scale=s['inversion_guidance_scale'], seed=seed)
+                                   condition=s['inversion'], inversion_guidance_scale=s['inversion_guidance_scale'], seed=seed,
+                                   fractions=s['t_skip_fractions'], min_confidence=s['min_confidence'])
     ok = [i for i, r in enumerate(res) if r.flipped]
     out['success'] = len(ok) / len(res)
     out['lpips'] = _lpips_mean(val.images[ok], torch.stack([res[i].counterfactual for i in ok])) if ok else float('nan')

@@ -232,7 +232,8 @@ def guided_eps(c: Components, # the models
     return e_neg + scale * (e_pos - e_neg), 2 * B
 
 # %% ../nbs/10_models.ipynb #707af775
-LIBRARY_EDIT_DEFAULTS = dict(omega=2.0, inversion='zero', guidance_scale=4.0, inversion_guidance_scale=4.0) # released DIFFusion defaults
+LIBRARY_EDIT_DEFAULTS = dict(omega=2.0, inversion='zero', guidance_scale=4.0, inversion_guidance_scale=4.0, # released DIFFusion defaults
+                             t_skip_fractions=tuple(round(0.1 * i, 1) for i in range(9, -1, -1)), min_confidence=0.5)
 INVERSIONS = ('zero', 'source') # inversion conditionings
 
 def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model folder's dcf_teach.json
@@ -250,13 +251,20 @@ def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model 
         if k == 'inversion':
             if v not in INVERSIONS: raise UserError(f"{where}: edit_defaults inversion {v!r} is not 'zero' or 'source'")
             out[k] = v
+        elif k == 't_skip_fractions':
+            ok = isinstance(v, (list, tuple)) and v and all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1 for f in v)
+            if not ok or any(a <= b for a, b in zip(v, v[1:])):
+                raise UserError(f"{where}: edit_defaults t_skip_fractions {v!r} is not a decreasing list of fractions in [0, 1]")
+            out[k] = tuple(float(f) for f in v)
+        elif k == 'min_confidence' and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.5 <= v < 1):
+            raise UserError(f"{where}: edit_defaults min_confidence {v!r} is not a probability in [0.5, 1)")
         elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (k != 'omega' and v <= 0):
             raise UserError(f"{where}: edit_defaults {k} {v!r} is not a {'finite' if k == 'omega' else 'positive'} number")
         else: out[k] = float(v)
     return out
 
 def edit_setting(c: Components, # the models (their `edit_defaults`)
-                 name: str, # 'omega', 'inversion', 'guidance_scale' or 'inversion_guidance_scale'
+                 name: str, # a key of `LIBRARY_EDIT_DEFAULTS`
                  given=None, # the user's value (None: not given)
                 ):
     "`given` if not None, else the model's recommended value, else the library default."
@@ -275,7 +283,7 @@ def edit_setting_source(c: Components, # the models
 def edit_settings(c: Components, # the models
                   **given, # the user's values by setting name (None: not given)
                  ) -> tuple[dict, dict]:
-    "All four edit settings resolved by `edit_setting`, and where each came from."
+    "All edit settings resolved by `edit_setting`, and where each came from."
     bad = sorted(set(given) - set(LIBRARY_EDIT_DEFAULTS))
     if bad: raise ValueError(f"unknown edit setting {bad[0]!r}")
     return ({k: edit_setting(c, k, given.get(k)) for k in LIBRARY_EDIT_DEFAULTS},

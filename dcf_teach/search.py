@@ -1,4 +1,4 @@
-"""The paper's reference protocol: try T_skip fractions 0.9, 0.8, …, 0.0 and stop at the first counterfactual the oracle sees as the other class — with lazy inversion and exact NFE accounting.
+"""The paper's reference protocol: try T_skip fractions 0.9, 0.8, …, 0.0 and stop at the first counterfactual the oracle sees as the other class (optionally: with a stated confidence) — with lazy inversion and exact NFE accounting.
 
 Docs: https://dcf-teach.github.io/dcf_teach/search.html.md"""
 
@@ -30,9 +30,9 @@ class SearchResult:
     "The minimal edit found for one image."
     image: int # index of the image in the batch
     flipped: bool # did any try flip the oracle?
-    t_skip: int | None # T_skip of the first flip (None if none)
+    t_skip: int | None # T_skip of the minimal edit: the first confident flip, else the first flip (None if none)
     fraction: float | None # the same as a fraction of N
-    counterfactual: torch.Tensor # [3,H,W] at the first flip (or at the last try if none flipped)
+    counterfactual: torch.Tensor # [3,H,W] at `t_skip` (or at the last try if none flipped)
     p_original: float # oracle probability of class 1 on the original
     p_counterfactual: float # ... on `counterfactual`
     tried: list # [(t_skip, p)] in the order tried
@@ -40,11 +40,13 @@ class SearchResult:
     nfe_reference_protocol: int # what the released protocol spends: full inversion + every regeneration tried
     n_steps: int # N
     omega: float # edit strength
+    confident: bool = False # did the oracle reach `min_confidence` for the target class?
 
     def record(self) -> dict:
         "A JSON-ready summary (no image)."
         return {k: getattr(self, k) for k in ('image', 'flipped', 't_skip', 'fraction', 'p_original', 'p_counterfactual',
-                                              'tried', 'nfe', 'nfe_reference_protocol', 'n_steps', 'omega')}
+                                              'tried', 'nfe', 'nfe_reference_protocol', 'n_steps', 'omega',
+                                              'confident')}
 
 # %% ../nbs/15_search.ipynb #9de47010
 def oracle_probs(oracle, # images [n,3,H,W] in [0,1] -> P(class 1) [n] (tensor or array)
@@ -69,16 +71,19 @@ def minimal_edit_search(c: Components, # the models
                         inversion_guidance_scale: float = 4.0, # inversion CFG ('source' only)
                         zero_last_noise: bool = True, # released default
                         seed: int = 0, # run seed
+                        min_confidence: float = 0.5, # target-class probability that stops the search (0.5: the first flip)
                         progress: bool = False, # tqdm bars
                        ) -> list[SearchResult]:
-    "Reference minimal-edit search: first T_skip (highest first) whose oracle prediction flips."
+    "Minimal-edit search: the first T_skip (highest first) whose oracle prediction flips with `min_confidence`."
+    if not 0.5 <= min_confidence < 1: raise ValueError(f"min_confidence must be in [0.5, 1), got {min_confidence}")
     B, N = len(images), n_steps
     ks = [resolve_t_skip(f, N) for f in fractions]
     d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
     p0 = oracle_probs(oracle, images)
     inv: Inversion | None = None
     active = list(range(B))                      # images still searching; `inv` holds exactly these, in this order
-    tried = {b: [] for b in range(B)}; last = {}; found = {}; inv_steps = {}; regen = {b: 0 for b in range(B)}
+    tried = {b: [] for b in range(B)}; last = {}; inv_steps = {}; regen = {b: 0 for b in range(B)}
+    found, first = {}, {}                       # image -> (T_skip, counterfactual, p): confident flip, first flip
     for k in ks:
         if not active: break
         if inv is None:
@@ -90,14 +95,19 @@ def minimal_edit_search(c: Components, # the models
         p = oracle_probs(oracle, ims)
         keep = []
         for i, b in enumerate(active):
-            tried[b].append((k, float(p[i]))); regen[b] += nfe // len(active); last[b] = ims[i].cpu()
+            pi = float(p[i]); tried[b].append((k, pi)); regen[b] += nfe // len(active); last[b] = ims[i].cpu()
             inv_steps[b] = N - inv.min_t_skip
-            if (p[i] > 0.5) != (p0[b] > 0.5): found[b] = k
+            flip = (pi > 0.5) != (p0[b] > 0.5)
+            if flip: first.setdefault(b, (k, last[b], pi))
+            if flip and (pi if p0[b] <= 0.5 else 1 - pi) >= min_confidence: found[b] = (k, last[b], pi)
             else: keep.append(i)
         if len(keep) < len(active):
             active = [active[i] for i in keep]
             inv = inv.select(keep) if keep else None
     mult = 2 if condition == 'source' and inversion_guidance_scale != 1 else 1
-    return [SearchResult(b, b in found, found.get(b), found[b] / N if b in found else None, last[b], float(p0[b]),
-                         tried[b][-1][1], tried[b], inv_steps[b] * mult + regen[b], N * mult + regen[b], N, float(omega))
-            for b in range(B)] if ks else []
+    out = []
+    for b in range(B):
+        k, im, pk = found.get(b) or first.get(b) or (None, last[b], tried[b][-1][1])
+        out.append(SearchResult(b, k is not None, k, None if k is None else k / N, im, float(p0[b]), pk, tried[b],
+                                inv_steps[b] * mult + regen[b], N * mult + regen[b], N, float(omega), b in found))
+    return out if ks else []

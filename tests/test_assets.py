@@ -36,7 +36,7 @@ def test_shipped_model_loads_with_its_card_and_settings(name):
     for section in ('## Recipe', '## Embedding check', '## Bench', 'success ratio'):
         assert section in card, f"{name} model card lacks {section!r}"
     c = load_components(name)
-    assert c.model_id == name and c.resolution == 32 and c.edit_defaults == meta['edit_defaults']
+    assert c.model_id == name and c.resolution == 32 and c.edit_defaults == settings
     with torch.no_grad():    # the UNet runs on its own embedding space
         x = torch.zeros(1, c.latent_channels, 32, 32)
         e = torch.zeros(1, c.embed_dim)

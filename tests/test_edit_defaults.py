@@ -56,7 +56,8 @@ def world(tmp_path_factory):
 def test_load_components_reads_edit_defaults(world, tmp_path):
     assert load_components(world['rec']).edit_defaults == RECOMMENDS
     assert load_components(world['plain']).edit_defaults == {}
-    assert LIBRARY_EDIT_DEFAULTS == dict(omega=2.0, inversion='zero', guidance_scale=4.0, inversion_guidance_scale=4.0)
+    assert LIBRARY_EDIT_DEFAULTS == dict(omega=2.0, inversion='zero', guidance_scale=4.0, inversion_guidance_scale=4.0,
+                                         t_skip_fractions=(0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), min_confidence=0.5)
     from dcf_teach.core import UserError
     bad = with_edit_defaults(world['plain'], tmp_path / 'bad', {'omega': 'strong'})
     with pytest.raises(UserError, match=f"model folder {bad}: dcf_teach.json: edit_defaults omega 'strong'"):
@@ -114,19 +115,20 @@ def test_run_bench_records_resolved_settings(world):
     cf = r.figures['config']
     assert (cf['omega'], cf['condition'], cf['guidance_scale'], cf['inversion_guidance_scale']) == (0.5, 'source', 4.0, 4.0)
     assert cf['edit_defaults_from'] == dict(omega='model', guidance_scale='library', condition='model',
-                                            inversion_guidance_scale='library')
+                                            inversion_guidance_scale='library', fractions='given', min_confidence='library')
     assert all(x.omega == 0.5 for x in r.result.records)
     assert (r.control.config.omega, r.control.config.condition) == (0.0, 'source')   # the control stays at ω = 0
     assert all(x.omega == 0.0 for x in r.control.records)
     # the plain model (same weights, so the same model fingerprint) at the library defaults: nothing reused
     p = run_bench(w['data'].root, model=w['plain'], config=FAST, **kw)
     assert (p.figures['config']['omega'], p.figures['config']['condition']) == (2.0, 'zero')
-    assert set(p.figures['config']['edit_defaults_from'].values()) == {'library'}
+    assert set(p.figures['config']['edit_defaults_from'].values()) == {'library', 'given'}   # FAST gives the fractions
     assert p.figures['run']['computed'] == 2 + 2              # its ω = 2 search and its 'zero' control are new
     # the same resolved values given explicitly on the recommending model: the cache entries of the plain run
     g = run_bench(w['data'].root, model=w['rec'], config=dataclasses.replace(FAST, omega=2, condition='zero'), **kw)
     assert g.figures['config']['edit_defaults_from'] == dict(omega='given', guidance_scale='library', condition='given',
-                                                             inversion_guidance_scale='library')
+                                                             inversion_guidance_scale='library', fractions='given',
+                                                             min_confidence='library')
     assert g.figures['run']['computed'] == 0 and g.figures['success_ratio'] == p.figures['success_ratio']
 
 
@@ -163,3 +165,29 @@ def test_explorer_starts_at_the_models_recommendation(world):
     assert (ex.omega, ex.condition, ex.result.params.omega) == (0.5, 'source', 0.5)
     ex = Explorer(c, bank, held, n_steps=6, t_skip=0.5, omega=2.0, condition='zero', sync=True)
     assert (ex.omega, ex.condition, ex.edit_defaults_from['omega']) == (2.0, 'zero', 'given')
+
+
+def test_search_settings_come_from_the_model(world, tmp_path, cli):
+    "A model may recommend the minimal-edit search's T_skip fractions and oracle confidence; bench, deck, explorer use them."
+    from dcf_teach import deck
+    from dcf_teach.bank import load_bank
+    from dcf_teach.bench import run_bench
+    from dcf_teach.explorer import Explorer
+    w = world
+    m = with_edit_defaults(w['plain'], tmp_path / 'searches', {'t_skip_fractions': [0.8, 0.5], 'min_confidence': 0.9})
+    r = run_bench(w['data'].root, model=m, config=EvalConfig(n_steps=6), n=2, oracle=w['scripted'](), batch_size=2,
+                  cache=tmp_path / 'cache', reconstruction=False, control=False)
+    cf = r.figures['config']
+    assert (cf['fractions'], cf['min_confidence']) == ([0.8, 0.5], 0.9)
+    assert (cf['edit_defaults_from']['fractions'], cf['edit_defaults_from']['min_confidence']) == ('model', 'model')
+    # the scripted oracle answers 0.8 for the other class at once: confident enough for 0.5, not for 0.9, so the
+    # search tries both fractions (T_skip 6·0.8 → 5, then 3) and keeps its first flip
+    assert all(x.flipped and [k for k, _ in x.tried] == [5, 3] and x.t_skip == 5 for x in r.result.records)
+    cfg = deck.resolve_deck_params(dict(dataset='kikibouba', n_images=4, n_study=2, n_examples=2, n_steps=6, curve_images=0,
+                                        n_interp=0, seed=0, n_per_class=30, batch_size=2, stop_after=0), tiny=False)
+    d = deck.resolve_deck_edit(cfg, load_components(m))
+    assert (d.fractions, d.min_confidence, d.edit_defaults_from['t_skip_fractions']) == ((0.8, 0.5), 0.9, 'model')
+    ex = Explorer(load_components(m), load_bank(w['bank']), w['data'].split('test', resolution=32), n_steps=6, t_skip=0.5, sync=True)
+    assert (ex.fractions, ex.min_confidence) == ((0.8, 0.5), 0.9)
+    bad = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', m, '--fractions', '0.5,0.9')
+    assert bad.returncode == 2 and "--fractions: edit_defaults t_skip_fractions" in bad.stderr and 'Traceback' not in bad.stderr
