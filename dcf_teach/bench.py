@@ -158,6 +158,10 @@ def _summary(rep: dict) -> str:
         lines.append(f"  edit settings: ω = {f(cf['omega'])}{by('omega')}, CFG {f(cf['guidance_scale'])}{by('guidance_scale')}, "
                      f"{cf['condition']!r} inversion{by('condition')}" +
                      (f" at CFG {f(cf['inversion_guidance_scale'])}{by('inversion_guidance_scale')}" if cf['condition'] == 'source' else ''))
+        if cf.get('fractions'):
+            fr = cf['fractions']
+            lines.append(f"  search: T_skip {f(fr[0])} → {f(fr[-1])} ({len(fr)} values){by('fractions')}, stops at oracle "
+                         f"confidence {f(cf.get('min_confidence', 0.5))}{by('min_confidence')}")
     for k in ('success_ratio', 'target_ratio', 'success_ratio_flipped_only', 'gt_flip_rate', 'control_success_ratio',
               'lpips', 'l1', 'ssim', 'reconstruction_max_abs_error', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
               'nfe_reference_protocol_per_cf', 'seconds_per_cf'):
