@@ -105,9 +105,10 @@ def minimal_edit_search(c: Components, # the models
             active = [active[i] for i in keep]
             inv = inv.select(keep) if keep else None
     mult = 2 if condition == 'source' and inversion_guidance_scale != 1 else 1
+    if not ks: return []
     out = []
     for b in range(B):
         k, im, pk = found.get(b) or first.get(b) or (None, last[b], tried[b][-1][1])
         out.append(SearchResult(b, k is not None, k, None if k is None else k / N, im, float(p0[b]), pk, tried[b],
                                 inv_steps[b] * mult + regen[b], N * mult + regen[b], N, float(omega), b in found))
-    return out if ks else []
+    return out
