@@ -132,7 +132,7 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
         rep['control_target_ratio'] = cm['target_ratio']
         if 'gt_flip_rate' in cm: rep['control_gt_flip_rate'] = cm['gt_flip_rate']
     rep.update({k: m[k] for k in ('t_skip_histogram', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
-                                  'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'by_direction')})
+                                  'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'confident_ratio', 'by_direction')})
     if speed_check: rep['batching'] = batching_check(su, config, batch_size, min(speed_check, len(su.held)))
     rep['config'] = {**config.as_dict(), 'edit_defaults_from': given, 'batch_size': batch_size,
                      'adapter': str(adapter) if adapter else None, 'device': str(su.components.device)}
@@ -164,7 +164,7 @@ def _summary(rep: dict) -> str:
                          f"confidence {f(cf.get('min_confidence', 0.5))}{by('min_confidence')}")
     for k in ('success_ratio', 'target_ratio', 'success_ratio_flipped_only', 'gt_flip_rate', 'control_success_ratio',
               'lpips', 'l1', 'ssim', 'reconstruction_max_abs_error', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
-              'nfe_reference_protocol_per_cf', 'seconds_per_cf'):
+              'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'confident_ratio'):
         if k in rep: lines.append(f"  {k:<32} {f(rep[k])}")
     for k, v in (rep.get('identity') or {}).items(): lines.append(f"  identity.{k:<23} {f(v)}")
     lines.append(f"  {'t_skip_histogram':<32} {rep['t_skip_histogram']}")

@@ -275,7 +275,7 @@ class ImageRecord:
     target: str # the class it is edited towards
     flipped: bool # oracle prediction on the counterfactual ≠ prediction on the original
     flipped_to_target: bool # ... and the counterfactual is predicted as `target`
-    t_skip: int | None # T_skip of the first flip (None: no flip)
+    t_skip: int | None # T_skip of the minimal edit (the search's choice; None: no flip)
     fraction: float | None # t_skip / N
     p_original: float # oracle P(class 1) on the original
     p_counterfactual: float # ... on the counterfactual
@@ -292,6 +292,7 @@ class ImageRecord:
     gt_flip: bool | None = None # the counterfactual's measured class feature is on the target side of the rule
     identity: dict | None = None # |change| of each identity factor
     omega: float = 2.0 # edit strength
+    confident: bool | None = None # the oracle gave the target class at least the search's `min_confidence`
     cached: bool = False # read from the cache in this run (not part of the cached record)
 
     def as_dict(self) -> dict:
@@ -466,6 +467,7 @@ def evaluate(c: Components, # the models
                 tried=[(int(a), float(b)) for a, b in r.tried], nfe=int(r.nfe), nfe_reference_protocol=int(r.nfe_reference_protocol),
                 nfe_lower_bound=int((N - k) * (mi + mr)), seconds=secs * r.nfe / total_nfe,
                 lpips=float(met['lpips'][j]), l1=float(met['l1'][j]), ssim=float(met['ssim'][j]), omega=float(config.omega),
+                confident=bool(r.confident),
                 **_gt_fields(ground_truth, held.images[i], r.counterfactual, held.classes[tgt]))
             recs[i], cfs[i] = rec, r.counterfactual.float().cpu()
             if store is not None: store.put(keys[i], {**rec.as_dict(), 'key_parts': {**ids, 'config': config.as_dict()}}, cfs[i])
@@ -521,7 +523,8 @@ class EvalResult:
                    t_skip_histogram=hist, nfe_per_cf=_mean(r.nfe for r in R),
                    nfe_lower_bound_per_cf=_mean(r.nfe_lower_bound for r in R),
                    nfe_reference_protocol_per_cf=_mean(r.nfe_reference_protocol for r in R),
-                   seconds_per_cf=_mean(r.seconds for r in R))
+                   seconds_per_cf=_mean(r.seconds for r in R),
+                   confident_ratio=ratio(sum(bool(r.confident) for r in R)))
         if self.ground_truth:
             out['gt_flip_rate'] = ratio(sum(bool(r.flipped and r.gt_flip) for r in R))
             out['gt_flip_rate_flipped_only'] = sum(bool(r.gt_flip) for r in fl) / len(fl) if fl else None

@@ -161,7 +161,8 @@ def test_cli_json_report(cli, cli_world, tmp_path):
     types = {'dataset': str, 'classes': list, 'model': str, 'n_images': int, 'success_ratio': float,
              'target_ratio': float, 'reconstruction_max_abs_error': float, 't_skip_histogram': dict,
              'nfe_per_cf': float, 'nfe_lower_bound_per_cf': float, 'nfe_reference_protocol_per_cf': float,
-             'seconds_per_cf': float, 'control_success_ratio': float, 'gt_flip_rate': float, 'identity': dict}
+             'seconds_per_cf': float, 'control_success_ratio': float, 'gt_flip_rate': float, 'identity': dict,
+             'confident_ratio': float}
     for k, t in types.items():
         assert isinstance(rep[k], (int, float) if t is float else t), (k, rep[k])
     for k in ('success_ratio_flipped_only', 'lpips', 'l1', 'ssim'):          # None when nothing flipped

@@ -183,6 +183,7 @@ def test_search_settings_come_from_the_model(world, tmp_path, cli):
     # the scripted oracle answers 0.8 for the other class at once: confident enough for 0.5, not for 0.9, so the
     # search tries both fractions (T_skip 6·0.8 → 5, then 3) and keeps its first flip
     assert all(x.flipped and [k for k, _ in x.tried] == [5, 3] and x.t_skip == 5 for x in r.result.records)
+    assert r.figures['confident_ratio'] == 0 and not any(x.confident for x in r.result.records)
     cfg = deck.resolve_deck_params(dict(dataset='kikibouba', n_images=4, n_study=2, n_examples=2, n_steps=6, curve_images=0,
                                         n_interp=0, seed=0, n_per_class=30, batch_size=2, stop_after=0), tiny=False)
     d = deck.resolve_deck_edit(cfg, load_components(m))
