@@ -56,11 +56,17 @@ def test_train_decoder_writes_loadable_folder_and_resumes(cli, shapes, tmp_path)
     # without --resume an existing run is refused; with it the decoder continues from step 2
     r = cli("train", "decoder", "--data", shapes, "--out", out, "--steps", "2", *SMOKE, timeout=300)
     assert r.returncode == 2 and "--resume" in r.stderr and "Traceback" not in r.stderr
-    r = cli("train", "decoder", "--data", shapes, "--out", out, "--steps", "4", "--resume", *SMOKE, timeout=300)
+    aug = meta["encoder"]["config"]["augment"]
+    # a resumed run keeps its own recipe: another --augment preset or --batch-size is logged and ignored
+    r = cli("train", "decoder", "--data", shapes, "--out", out, "--steps", "4", "--resume", "--augment", "shapes",
+            "--batch-size", "8", *SMOKE, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert "resuming with the run's own augment" in r.stderr and "resuming with the run's own batch_size" in r.stderr
     st = json.loads((out/".train"/"decoder_state.json").read_text())
     assert [h["step"] for h in st["history"]] == [1, 2, 3, 4]
-    assert json.loads((out/"dcf_teach.json").read_text())["decoder"]["steps"] == 4
+    meta = json.loads((out/"dcf_teach.json").read_text())
+    assert meta["decoder"]["steps"] == 4 and meta["decoder"]["config"]["batch_size"] == 32
+    assert meta["encoder"]["config"]["augment"] == aug and aug["rotate"] != 180
 
 
 def test_train_decoder_bad_data_is_one_line_error(cli, tmp_path):
