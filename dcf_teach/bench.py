@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from .core import UserError, get_logger, write_text_atomic
 from .cli import LazyGroup
-from .models import check_edit_defaults
+from .models import parse_fractions
 from .evaluate import (N_PER_CLASS, EvalConfig, EvalResult, HeldOut, config_sources, evaluate, evaluate_setup,
                                 prepare, reconstruction_errors, resolve_config)
 
@@ -190,13 +190,6 @@ def save_grid(fig, # a matplotlib figure (e.g. `EvalResult.grid()`)
     return Path(path)
 
 # %% ../nbs/26_bench.ipynb #7a7d091c
-def _parse_fractions(s: str | None) -> tuple | None:
-    "'0.96,0.92,0.9' -> (0.96, 0.92, 0.9), checked like a model's `t_skip_fractions`; None stays None."
-    if s is None: return None
-    try: fr = [float(f) for f in s.split(',')]
-    except ValueError: raise UserError(f"--fractions {s!r}: expected numbers like '0.96,0.92,0.9'") from None
-    return check_edit_defaults({'t_skip_fractions': fr}, '--fractions')['t_skip_fractions']
-
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
              lazy={'explorer': ('dcf_teach.explorer:bench_explorer_cmd', 'Benchmark the interactive explorer.')})
 @click.option('--dataset', default=None, help='kikibouba, accretion, fashion-mnist, or a dataset folder.')
@@ -237,7 +230,8 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, omega, steps, guidance, i
     if grid is not None and grid.suffix.lower() != '.png': raise UserError(f"--grid {grid}: expected a .png file")
     cfg = EvalConfig(omega=omega, n_steps=steps, guidance_scale=guidance, condition=inversion,
                      inversion_guidance_scale=inversion_guidance, zero_last_noise=not keep_last_noise, seed=seed, search=search,
-                     fractions=_parse_fractions(fractions), min_confidence=min_confidence)
+                     fractions=None if fractions is None else parse_fractions(fractions, '--fractions'),
+                     min_confidence=min_confidence)
     rep = run_bench(dataset, classes, n, model, oracle, cfg, batch_size, adapter, device, cache, not no_control,
                     not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty())
     text = rep.json()

@@ -412,12 +412,6 @@ class DeckConfig:
     edit_defaults_from: dict | None = None # where ω, CFG and inversion came from ('given', 'model', 'library'), set by `resolve_deck_edit`
     min_confidence: float | None = None # oracle target-class probability that stops the search (None: the model's)
 
-def _parse_fractions(s) -> tuple:
-    try: fr = tuple(float(x) for x in (s.split(',') if isinstance(s, str) else s) if str(x).strip() != '')
-    except ValueError: raise UserError(f"t_skip_fractions {s!r}: expected numbers like '0.9,0.8,0.7'") from None
-    if not fr or not all(0 <= f <= 1 for f in fr): raise UserError(f"t_skip_fractions {s!r}: need fractions in [0, 1]")
-    return fr
-
 def _opt_float(p: dict, k: str) -> float | None:
     "Parameter `k` as a float, or None when it is not given (None, '' or 'none')."
     v = p.get(k)
@@ -465,10 +459,10 @@ def resolve_deck_params(p: dict, # the template's parameters
     out = Path(p.get('out_dir') or Path('decks') / name)
     cache = Path(p['cache_dir']).expanduser() if p.get('cache_dir') else None
     model, oracle = p.get('model') or None, p.get('oracle') or None
-    from dcf_teach.models import LIBRARY_EDIT_DEFAULTS
+    from dcf_teach.models import LIBRARY_EDIT_DEFAULTS, parse_fractions
     given = p.get('t_skip_fractions')
-    fr = None if given is None or str(given).strip().lower() in ('', 'none') else _parse_fractions(given)
-    cfr = _parse_fractions(p.get('curve_fractions') or fr or LIBRARY_EDIT_DEFAULTS['t_skip_fractions'])
+    fr = None if given is None or str(given).strip().lower() in ('', 'none') else parse_fractions(given, 't_skip_fractions')
+    cfr = parse_fractions(p.get('curve_fractions') or fr or LIBRARY_EDIT_DEFAULTS['t_skip_fractions'], 'curve_fractions')
     mc = _opt_float(p, 'min_confidence')
     if mc is not None and not 0.5 <= mc < 1: raise UserError(f"min_confidence {mc:g}: need a probability in [0.5, 1)")
     if tiny:

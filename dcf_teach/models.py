@@ -23,9 +23,9 @@ _log = get_logger(__name__)
 __all__ = ['KANDINSKY_SCHEDULER_CONFIG', 'LIBRARY_EDIT_DEFAULTS', 'INVERSIONS', 'META_FILE', 'ASSETS_MODELS', 'DEFAULT_MODEL',
            'KANDINSKY_DECODER', 'KANDINSKY_PRIOR', 'HUB_ALIASES', 'make_scheduler', 'Components',
            'clip_processor_class', 'quiet_hf', 'dummy_components', 'encoder_fingerprint', 'resize_images',
-           'encode_images', 'decode_latents', 'unet_eps', 'guided_eps', 'check_edit_defaults', 'edit_setting',
-           'edit_setting_source', 'edit_settings', 'save_components', 'shipped_models', 'hub_offline', 'resolve_model',
-           'processor_size', 'load_components', 'apply_adapter']
+           'encode_images', 'decode_latents', 'unet_eps', 'guided_eps', 'parse_fractions', 'check_edit_defaults',
+           'edit_setting', 'edit_setting_source', 'edit_settings', 'save_components', 'shipped_models', 'hub_offline',
+           'resolve_model', 'processor_size', 'load_components', 'apply_adapter']
 
 # %% ../nbs/10_models.ipynb #bd061650
 KANDINSKY_SCHEDULER_CONFIG = dict(
@@ -236,6 +236,16 @@ LIBRARY_EDIT_DEFAULTS = dict(omega=2.0, inversion='zero', guidance_scale=4.0, in
                              t_skip_fractions=tuple(round(0.1 * i, 1) for i in range(9, -1, -1)), min_confidence=0.5)
 INVERSIONS = ('zero', 'source') # inversion conditionings
 
+def parse_fractions(s, # '0.96,0.92,0.9' or a sequence of numbers
+                    where: str = 't_skip_fractions', # what an error names (a parameter, option or file)
+                   ) -> tuple:
+    "T_skip fractions for the minimal-edit search, highest first: decreasing numbers in [0, 1], or a one-line `UserError`."
+    try: fr = [float(x) for x in (s.split(',') if isinstance(s, str) else s) if str(x).strip() != '']
+    except (TypeError, ValueError): fr = None
+    if not fr or not all(0 <= f <= 1 for f in fr) or any(a <= b for a, b in zip(fr, fr[1:])):
+        raise UserError(f"{where} {s!r}: need decreasing fractions in [0, 1], like '0.96,0.92,0.9'")
+    return tuple(fr)
+
 def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model folder's dcf_teach.json
                         where: str = 'edit_defaults', # what an error names (the model folder's file)
                        ) -> dict:
@@ -252,10 +262,9 @@ def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model 
             if v not in INVERSIONS: raise UserError(f"{where}: edit_defaults inversion {v!r} is not 'zero' or 'source'")
             out[k] = v
         elif k == 't_skip_fractions':
-            ok = isinstance(v, (list, tuple)) and v and all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f <= 1 for f in v)
-            if not ok or any(a <= b for a, b in zip(v, v[1:])):
-                raise UserError(f"{where}: edit_defaults t_skip_fractions {v!r} is not a decreasing list of fractions in [0, 1]")
-            out[k] = tuple(float(f) for f in v)
+            if not isinstance(v, (list, tuple)) or any(isinstance(f, (bool, str)) for f in v):
+                raise UserError(f"{where}: edit_defaults t_skip_fractions {v!r} is not a list of numbers")
+            out[k] = parse_fractions(v, f"{where}: edit_defaults t_skip_fractions")
         elif k == 'min_confidence' and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.5 <= v < 1):
             raise UserError(f"{where}: edit_defaults min_confidence {v!r} is not a probability in [0.5, 1)")
         elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (k != 'omega' and v <= 0):

@@ -191,4 +191,4 @@ def test_search_settings_come_from_the_model(world, tmp_path, cli):
     ex = Explorer(load_components(m), load_bank(w['bank']), w['data'].split('test', resolution=32), n_steps=6, t_skip=0.5, sync=True)
     assert (ex.fractions, ex.min_confidence) == ((0.8, 0.5), 0.9)
     bad = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', m, '--fractions', '0.5,0.9')
-    assert bad.returncode == 2 and "--fractions: edit_defaults t_skip_fractions" in bad.stderr and 'Traceback' not in bad.stderr
+    assert bad.returncode == 2 and "--fractions '0.5,0.9': need decreasing fractions" in bad.stderr and 'Traceback' not in bad.stderr
