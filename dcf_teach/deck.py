@@ -459,12 +459,12 @@ def resolve_deck_params(p: dict, # the template's parameters
     out = Path(p.get('out_dir') or Path('decks') / name)
     cache = Path(p['cache_dir']).expanduser() if p.get('cache_dir') else None
     model, oracle = p.get('model') or None, p.get('oracle') or None
-    from dcf_teach.models import LIBRARY_EDIT_DEFAULTS, parse_fractions
+    from dcf_teach.models import LIBRARY_EDIT_DEFAULTS, check_confidence, parse_fractions
     given = p.get('t_skip_fractions')
     fr = None if given is None or str(given).strip().lower() in ('', 'none') else parse_fractions(given, 't_skip_fractions')
     cfr = parse_fractions(p.get('curve_fractions') or fr or LIBRARY_EDIT_DEFAULTS['t_skip_fractions'], 'curve_fractions')
     mc = _opt_float(p, 'min_confidence')
-    if mc is not None and not 0.5 <= mc < 1: raise UserError(f"min_confidence {mc:g}: need a probability in [0.5, 1)")
+    if mc is not None: check_confidence(mc)
     if tiny:
         tmp = Path(tempfile.mkdtemp(prefix='dcf-deck-test-'))
         atexit.register(shutil.rmtree, tmp, True)   # a test deck is scratch: gone when the process ends

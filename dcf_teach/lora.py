@@ -240,14 +240,13 @@ def validate(c: Components, # the models (with the adapter being trained)
     out = {'val_loss': float(sum(ls) / max(1, len(val.z0)))}
     if val.oracle is None or val.images is None: return out
     from dcf_teach.search import minimal_edit_search
-    from dcf_teach.models import edit_settings
-    s, _ = edit_settings(c, omega=omega)   # the same settings `dcf-teach bench` uses for this model
+    from dcf_teach.evaluate import EDIT_FIELDS, EvalConfig, resolve_config
+    cfg = resolve_config(EvalConfig(omega=omega), c)   # the same settings `dcf-teach bench` uses for this model
+    search = {f: getattr(cfg, f) for f in EDIT_FIELDS}  # EvalConfig's edit fields are the search's keywords
     res = []
     for i in range(0, len(val.images), batch_size):
         res += minimal_edit_search(c, val.images[i:i + batch_size], val.directions[i:i + batch_size], val.oracle,
-                                   omega=s['omega'], n_steps=n_steps, guidance_scale=s['guidance_scale'],
-                                   condition=s['inversion'], inversion_guidance_scale=s['inversion_guidance_scale'], seed=seed,
-                                   fractions=s['t_skip_fractions'], min_confidence=s['min_confidence'])
+                                   n_steps=n_steps, seed=seed, **search)
     ok = [i for i, r in enumerate(res) if r.flipped]
     out['success'] = len(ok) / len(res)
     out['lpips'] = _lpips_mean(val.images[ok], torch.stack([res[i].counterfactual for i in ok])) if ok else float('nan')

@@ -23,9 +23,9 @@ _log = get_logger(__name__)
 __all__ = ['KANDINSKY_SCHEDULER_CONFIG', 'LIBRARY_EDIT_DEFAULTS', 'INVERSIONS', 'META_FILE', 'ASSETS_MODELS', 'DEFAULT_MODEL',
            'KANDINSKY_DECODER', 'KANDINSKY_PRIOR', 'HUB_ALIASES', 'make_scheduler', 'Components',
            'clip_processor_class', 'quiet_hf', 'dummy_components', 'encoder_fingerprint', 'resize_images',
-           'encode_images', 'decode_latents', 'unet_eps', 'guided_eps', 'parse_fractions', 'check_edit_defaults',
-           'edit_setting', 'edit_setting_source', 'edit_settings', 'save_components', 'shipped_models', 'hub_offline',
-           'resolve_model', 'processor_size', 'load_components', 'apply_adapter']
+           'encode_images', 'decode_latents', 'unet_eps', 'guided_eps', 'parse_fractions', 'check_confidence',
+           'check_edit_defaults', 'edit_setting', 'edit_setting_source', 'edit_settings', 'save_components',
+           'shipped_models', 'hub_offline', 'resolve_model', 'processor_size', 'load_components', 'apply_adapter']
 
 # %% ../nbs/10_models.ipynb #bd061650
 KANDINSKY_SCHEDULER_CONFIG = dict(
@@ -246,6 +246,14 @@ def parse_fractions(s, # '0.96,0.92,0.9' or a sequence of numbers
         raise UserError(f"{where} {s!r}: need decreasing fractions in [0, 1], like '0.96,0.92,0.9'")
     return tuple(fr)
 
+def check_confidence(v, # a stopping confidence of the minimal-edit search
+                     where: str = 'min_confidence', # what an error names (a parameter, option or file)
+                    ) -> float:
+    "`v` as a float if it is a probability in [0.5, 1), else a one-line `UserError`."
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.5 <= v < 1:
+        raise UserError(f"{where} {v!r}: need a probability in [0.5, 1)")
+    return float(v)
+
 def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model folder's dcf_teach.json
                         where: str = 'edit_defaults', # what an error names (the model folder's file)
                        ) -> dict:
@@ -265,8 +273,7 @@ def check_edit_defaults(d: dict | None, # the `edit_defaults` object of a model 
             if not isinstance(v, (list, tuple)) or any(isinstance(f, (bool, str)) for f in v):
                 raise UserError(f"{where}: edit_defaults t_skip_fractions {v!r} is not a list of numbers")
             out[k] = parse_fractions(v, f"{where}: edit_defaults t_skip_fractions")
-        elif k == 'min_confidence' and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0.5 <= v < 1):
-            raise UserError(f"{where}: edit_defaults min_confidence {v!r} is not a probability in [0.5, 1)")
+        elif k == 'min_confidence': out[k] = check_confidence(v, f"{where}: edit_defaults min_confidence")
         elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (k != 'omega' and v <= 0):
             raise UserError(f"{where}: edit_defaults {k} {v!r} is not a {'finite' if k == 'omega' else 'positive'} number")
         else: out[k] = float(v)
