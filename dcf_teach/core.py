@@ -14,8 +14,8 @@ import click
 import numpy as np
 
 # %% auto #0
-__all__ = ['UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash', 'seed_from', 'get_logger',
-           'setup_logging', 'resolve_device']
+__all__ = ['F32_TOL', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash', 'seed_from',
+           'f32_close', 'test_close_f32', 'get_logger', 'setup_logging', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
 class UserError(click.ClickException):
@@ -83,6 +83,28 @@ def seed_from(*parts: Any, # anything with a stable `str` (hashes, ids, ints)
     "A 63-bit seed derived from `parts`, stable across runs and machines."
     h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return int.from_bytes(h[:8], 'little') & (2**63 - 1)
+
+# %% ../nbs/00_core.ipynb #970e839e
+F32_TOL = 1e-4 # the one float32 tolerance: |a − b| ≤ F32_TOL·(1 + |b|) (see above)
+
+def f32_close(a, # an array or tensor (float)
+              b, # the reference, same shape
+              tol: float = F32_TOL, # relative tolerance (see above)
+             ) -> tuple[bool, float]:
+    "Whether `a` and `b` agree within `tol`·(1 + |b|) everywhere, and the largest absolute difference."
+    a, b = (np.asarray(v.detach().float().cpu() if hasattr(v, 'detach') else v, dtype=np.float64) for v in (a, b))
+    if a.shape != b.shape: raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    d = np.abs(a - b)
+    return bool((d <= tol * (1 + np.abs(b))).all()), float(d.max(initial=0.0))
+
+def test_close_f32(a, # computed value (array or tensor)
+                   b, # reference value
+                   tol: float = F32_TOL, # relative tolerance
+                  ) -> float:
+    "Assert `a` ≈ `b` within the float32 tolerance; returns the largest absolute difference."
+    ok, d = f32_close(a, b, tol)
+    if not ok: raise AssertionError(f"max |a - b| = {d:.3g} exceeds the float32 tolerance {tol:g}·(1 + |b|)")
+    return d
 
 # %% ../nbs/00_core.ipynb #628e9688
 def get_logger(name: str = 'dcf_teach', # logger name, usually `__name__`

@@ -9,6 +9,7 @@ import torch
 from dcf_teach.evaluate import (EvalConfig, EvalResult, IDENTITY_FACTORS, evaluate, held_out_images, dataset_bank,
                                 identity_change, measure_ground_truth, resolve_dataset)
 from dcf_teach.models import dummy_components, save_components
+from dcf_teach.core import test_close_f32
 
 FAST = EvalConfig(n_steps=10, fractions=(0.9, 0.7, 0.5, 0.3))
 
@@ -76,9 +77,9 @@ def test_batched_equals_per_image(world):
     for x, y in zip(a.records, b.records):
         assert (x.flipped, x.t_skip, x.nfe, x.nfe_reference_protocol, x.nfe_lower_bound) == \
                (y.flipped, y.t_skip, y.nfe, y.nfe_reference_protocol, y.nfe_lower_bound)
-        assert x.p_counterfactual == pytest.approx(y.p_counterfactual, abs=1e-6)
+        test_close_f32(x.p_counterfactual, y.p_counterfactual)
         assert x.lpips == pytest.approx(y.lpips, abs=1e-4)
-    assert (a.counterfactuals - b.counterfactuals).abs().max() < 1e-4
+    test_close_f32(a.counterfactuals, b.counterfactuals)
 
 
 def test_cache_resume_after_interruption(world, tmp_path):

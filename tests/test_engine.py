@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dcf_teach.core import UserError
+from dcf_teach.core import test_close_f32
 
 N = 10  # inference steps for the in-process tests (the doctor uses N = 100)
 
@@ -85,13 +86,13 @@ def test_omega_zero_matched_conditioning_reconstructs(cp, condition, g_inv):
     d = torch.randn(cp.embed_dim, generator=torch.Generator().manual_seed(0)) * 0.3
     if condition == "source":   # regenerate with c (ω = 0) at the same CFG
         sw = sweep(cp, inv, d, omegas=[0.0], t_skips=[0, 4, 0.8], guidance_scale=4.0)
-        assert (sw.images - x[[p.image for p in sw.params]]).abs().max() < 1e-4
+        test_close_f32(sw.images, x[[p.image for p in sw.params]])
     else:                       # 'zero' inversion is matched by the zero embedding without CFG
         from dcf_teach.inversion import regenerate
         from dcf_teach.models import encode_images
         for k in (0, 4, 8):
             rec, _ = regenerate(cp, inv, inv.cond, k, guidance_scale=1.0)
-            assert (rec - encode_images(cp, x)).abs().max() < 1e-4
+            test_close_f32(rec, encode_images(cp, x))
 
 
 def test_pixel_unet_with_out_equal_in_channels(cp):
@@ -105,7 +106,7 @@ def test_pixel_unet_with_out_equal_in_channels(cp):
     x = images(2, 3)
     inv = invert(c, x, N, condition="source", zero_last_noise=False)
     rec, _ = regenerate(c, inv, inv.embeds, 0)
-    assert (rec - encode_images(c, x)).abs().max() < 1e-4
+    test_close_f32(rec, encode_images(c, x))
 
 
 def test_lazy_inversion_counts_and_extends(cp):
@@ -128,15 +129,15 @@ def test_edit_formula():
     bank = build_bank(e, [0] * 20 + [1] * 20, ["a", "b"], "enc")
     d_ab, d_ba = bank.direction("a", "b"), bank.direction("b", "a")
     en = torch.nn.functional.normalize(e, dim=1)
-    assert torch.allclose(d_ab, en[20:].mean(0) - en[:20].mean(0), atol=1e-6)
+    test_close_f32(d_ab, en[20:].mean(0) - en[:20].mean(0))
     assert torch.equal(d_ba, -d_ab)
     c = e[:5] * 1.7
-    assert torch.allclose(edit_embedding(c, d_ab, 0.0), c, atol=1e-5)
+    test_close_f32(edit_embedding(c, d_ab, 0.0), c)
     for w in (0.5, 2.0, -0.5):
         ce = edit_embedding(c, d_ab, w)
         chat = c / c.norm(dim=1, keepdim=True)
-        assert torch.allclose(ce.norm(dim=1) / c.norm(dim=1), (chat + w * d_ab).norm(dim=1), atol=1e-5)
-        assert torch.allclose(ce, c.norm(dim=1, keepdim=True) * (chat + w * d_ab), atol=1e-5)
+        test_close_f32(ce.norm(dim=1) / c.norm(dim=1), (chat + w * d_ab).norm(dim=1))
+        test_close_f32(ce, c.norm(dim=1, keepdim=True) * (chat + w * d_ab))
     # pushing a's images towards b raises their cosine with b's mean; the reverse order lowers it
     mb = bank.means[1]
     cos = lambda v: torch.nn.functional.cosine_similarity(v, mb[None], dim=1)

@@ -11,6 +11,7 @@ from dcf_teach.embeddings import clip_embed
 from dcf_teach.lora import (ADAPTER_META, LoraTrainConfig, _base_state, base_fingerprint, draw_noise, load_adapter,
                             train_lora, ValSet)
 from dcf_teach.models import dummy_components, encode_images, load_components, save_components, unet_eps
+from dcf_teach.core import test_close_f32
 
 
 @pytest.fixture(scope='module')
@@ -55,16 +56,16 @@ def test_save_load_identical_and_merge(run):
     assert meta['base']['unet'] == base_fingerprint(load_components(d/'m0'))['unet']
     assert meta['run']['best_step'] == r['best_step'] in (0, 3)
     x, e = _probe(c)
-    # the last checkpoint is the in-memory adapter after 3 steps: bit-identical after save → load
+    # the last checkpoint is the in-memory adapter after 3 steps: equal after save → load (other modules: F32_TOL)
     cl = load_components(d/'m0', adapter=d/'ad'/'last')
     assert cl.adapter == str(d/'ad'/'last')
     ref = unet_eps(c, x, 400, e)
-    assert torch.equal(unet_eps(cl, x, 400, e), ref)
+    test_close_f32(unet_eps(cl, x, 400, e), ref)
     assert (ref - unet_eps(load_components(d/'m0'), x, 400, e)).abs().max() > 1e-5   # it is not the base model
     cm = load_components(d/'m0', adapter=d/'ad'/'last', merge_adapter=True)
     assert not any('lora_' in n for n, _ in cm.unet.named_parameters())
-    torch.testing.assert_close(unet_eps(cm, x, 400, e), ref, atol=1e-5, rtol=0)
-    torch.testing.assert_close(unet_eps(cm, x, 900, e), unet_eps(cl, x, 900, e), atol=1e-5, rtol=0)
+    test_close_f32(unet_eps(cm, x, 400, e), ref)   # merged vs unmerged
+    test_close_f32(unet_eps(cm, x, 900, e), unet_eps(cl, x, 900, e))
 
 
 def _bank(d):
