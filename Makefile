@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup system-deps test lint-nbs sync-check nbtest pytest readme deck clean-venv
+.PHONY: setup system-deps test test-kernels reliability lint-nbs sync-check nbtest pytest readme deck clean-venv
 
 setup: $(VENV)/.stamp-setup
 
@@ -54,6 +54,18 @@ test: setup
 	@$(MAKE) --no-print-directory nbtest
 	@$(MAKE) --no-print-directory pytest
 	@echo "make test: all checks passed"
+
+# CI's second kernel set: torch's portable CPU kernels (no AVX2/AVX-512) instead of the ones this CPU picks, so a
+# float check that holds on one CPU only fails here first (see F32_TOL in nbs/00_core.ipynb).
+test-kernels: setup
+	@ATEN_CPU_CAPABILITY=default $(BIN)/python -c "import torch; c = torch.backends.cpu.get_cpu_capability(); print('second kernel set:', c); assert c == 'DEFAULT', c"
+	cd nbs && ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 ../$(BIN)/nbdev-test --n-workers 2 --timing
+	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 $(BIN)/pytest -q -m "not browser"
+	@echo "make test-kernels: all checks passed under ATEN_CPU_CAPABILITY=default"
+
+# The reliability figures: bad inputs, hostile images, corrupted weights and caches, SIGKILL at seeded moments.
+reliability: setup
+	$(BIN)/python tools/reliability.py $(RELIABILITY_ARGS)
 
 deck: setup
 	@echo "building the demo study decks on the embedded default (decks/) and the site preview (_site/) ..."

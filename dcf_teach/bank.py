@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .core import UserError, atomic_path, get_logger, write_json_atomic
+from .core import UserError, atomic_path, get_logger, tensors_sha256, warn_once, write_json_atomic, write_tensors
 
 _log = get_logger(__name__)
 
@@ -99,28 +99,37 @@ def _meta(b: DirectionBank) -> dict:
 def save_bank(bank: DirectionBank, # the bank
               path: str | Path, # NAME, NAME.safetensors or NAME.json
              ) -> Path:
-    "Write NAME.safetensors and NAME.json atomically; returns the safetensors path."
-    from safetensors.torch import save_file
+    "Write NAME.safetensors (with its content hash) and NAME.json atomically; returns the safetensors path."
     st, js = bank_paths(path)
     meta = _meta(bank)
-    with atomic_path(st) as tmp:
-        save_file({'means': bank.means.float().contiguous(), 'directions': bank.directions.float().contiguous()},
-                  str(tmp), metadata={'dcf_teach': json.dumps(meta, sort_keys=True)})
+    write_tensors(st, {'means': bank.means.float(), 'directions': bank.directions.float()},
+                  {'dcf_teach': json.dumps(meta, sort_keys=True)})
     write_json_atomic(js, meta)
     return st
 
 def load_bank(path: str | Path, # NAME, NAME.safetensors or NAME.json
+              strict: bool = False, # a bank without a content hash (older dcf_teach) is an error, not a warning
              ) -> DirectionBank:
-    "Load a bank written by `save_bank`."
+    "Load a bank written by `save_bank`, checking its content hash and that NAME.json agrees with it."
     from safetensors import safe_open
     st, js = bank_paths(path)
     if not st.is_file(): raise UserError(f"--bank {path}: {st} does not exist")
     try:
         with safe_open(str(st), 'pt') as f:
-            means, header = f.get_tensor('means'), (f.metadata() or {}).get('dcf_teach')
+            md, t = dict(f.metadata() or {}), {k: f.get_tensor(k) for k in f.keys()}
+        means, header = t['means'], md.get('dcf_teach')
     except Exception as e: raise UserError(f"--bank {path}: {st} is not a direction bank ({type(e).__name__})") from e
-    try: meta = json.loads(js.read_text()) if js.is_file() else json.loads(header)
+    want, redo = md.pop('sha256', None), "rebuild it with `dcf-teach bank`"
+    if want is None:
+        if strict: raise UserError(f"--bank {path}: {st} has no content hash (written by an older dcf_teach); {redo}")
+        warn_once(('bank-unverified', str(st.resolve())), f"{st} has no content hash (written by an older dcf_teach); "
+                  "it is not checked for corruption", __name__)
+    elif tensors_sha256(t, md) != want: raise UserError(f"--bank {path}: {st} is corrupted (its content hash does not match); {redo}")
+    try:
+        meta = json.loads(js.read_text()) if js.is_file() else json.loads(header)
+        same = header is None or json.dumps(meta, sort_keys=True) == json.dumps(json.loads(header), sort_keys=True)
     except Exception as e: raise UserError(f"--bank {path}: cannot read its metadata {js} ({e})") from e
+    if not same: raise UserError(f"--bank {path}: {js} does not match the record inside {st} (edited or corrupted); {redo}")
     if means.shape != (len(meta['classes']), meta['embed_dim']):
         raise UserError(f"--bank {path}: means {tuple(means.shape)} do not match {len(meta['classes'])} classes × {meta['embed_dim']}")
     return DirectionBank(meta['classes'], means, meta['counts'], meta['encoder_id'], meta.get('image_hashes', {}),
@@ -232,14 +241,22 @@ def bank_cli(data_dir, model, out, split, classes, device, batch_size, cache, no
     from dcf_teach.data import load_dataset
     from dcf_teach.embeddings import default_cache_dir
     from dcf_teach.models import load_components
-    if not Path(data_dir).exists(): raise UserError(f"DATA_DIR {data_dir} does not exist")
-    cls = [s.strip() for s in classes.split(',')] if classes else None
+    from dcf_teach.checks import check_classes, check_device, check_input, check_model, check_output
+    if not Path(data_dir).exists() and not Path(data_dir).is_symlink(): raise UserError(f"DATA_DIR {data_dir} does not exist")
+    check_input(data_dir, 'DATA_DIR')
+    cls = check_classes(classes, '--classes', n=None) if classes else None
     ds0 = load_dataset(data_dir, split=None if split == 'all' else split, classes=cls)
     if len(ds0.classes) < 2: raise UserError(f"{data_dir}: a bank needs at least 2 classes, found {len(ds0.classes)}")
     counts = np.bincount(ds0.labels, minlength=len(ds0.classes))
     if counts.min() == 0:
         raise UserError(f"{data_dir}: class {ds0.classes[int(counts.argmin())]!r} has no images in split {split!r} "
                         "(try --split all)")
+    # every other parameter is checked before anything is loaded or written
+    if Path(out).is_dir(): raise UserError(f"--out {out} is a folder; give a bank path such as {Path(out) / 'bank'}")
+    for f in bank_paths(out): check_output(f, '--out', 'file')
+    if plot is not None: check_output(plot, '--plot', 'file')
+    if not no_cache: check_output(cache or default_cache_dir(), '--cache', 'dir')
+    check_model(model); check_device(device)
     c = load_components(model, device=device)
     ds = load_dataset(data_dir, split=None if split == 'all' else split, resolution=c.resolution, classes=cls)
     b = bank_from_dataset(c, ds, batch_size=batch_size, cache=None if no_cache else (cache or default_cache_dir()),

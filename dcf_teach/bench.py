@@ -228,6 +228,16 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, omega, steps, guidance, i
     if not dataset: raise UserError("--dataset is required (kikibouba, accretion, fashion-mnist or a folder)")
     if out is not None and out.suffix.lower() != '.json': raise UserError(f"--out {out}: expected a .json file")
     if grid is not None and grid.suffix.lower() != '.png': raise UserError(f"--grid {grid}: expected a .png file")
+    from dcf_teach.checks import (check_adapter, check_dataset_spec, check_device, check_finite, check_model,
+                                  check_oracle, check_output)
+    from dcf_teach.embeddings import default_cache_dir
+    for v, o in ((omega, '--omega'), (guidance, '--guidance'), (inversion_guidance, '--inversion-guidance')): check_finite(v, o)
+    for f, o in ((out, '--out'), (grid, '--grid'), (records, '--records')):
+        if f is not None: check_output(f, o, 'file')
+    if out is not None and grid is None: check_output(out.with_name(out.stem + '_grid.png'), '--out', 'file')
+    check_output(cache or default_cache_dir(), '--cache', 'dir')
+    check_model(model); check_oracle(oracle); check_adapter(adapter); check_device(device)
+    check_dataset_spec(dataset, classes, '--dataset')
     cfg = EvalConfig(omega=omega, n_steps=steps, guidance_scale=guidance, condition=inversion,
                      inversion_guidance_scale=inversion_guidance, zero_last_noise=not keep_last_noise, seed=seed, search=search,
                      fractions=None if fractions is None else parse_fractions(fractions, '--fractions'),

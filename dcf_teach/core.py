@@ -14,7 +14,9 @@ import click
 import numpy as np
 
 # %% auto #0
-__all__ = ['F32_TOL', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash', 'seed_from',
+__all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash',
+           'seed_from', 'file_sha256', 'weight_files', 'weight_hashes', 'warn_once', 'verify_weights', 'tensors_sha256',
+           'write_tensors', 'discard_entry', 'read_tensors', 'json_sha256', 'write_json_verified', 'read_json_verified',
            'f32_close', 'test_close_f32', 'get_logger', 'setup_logging', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
@@ -84,6 +86,166 @@ def seed_from(*parts: Any, # anything with a stable `str` (hashes, ids, ints)
     h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return int.from_bytes(h[:8], 'little') & (2**63 - 1)
 
+# %% ../nbs/00_core.ipynb #b299a41d
+def file_sha256(path: str | Path, # a file
+                chunk: int = 1 << 20, # bytes read at a time
+               ) -> str:
+    "SHA-256 hex digest of a file's bytes, read in chunks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(chunk), b''): h.update(b)
+    return h.hexdigest()
+
+WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth', '.ckpt', '.pkl', '.msgpack', '.h5') # what counts as a weight file
+
+def weight_files(folder: str | Path, # a model, oracle or adapter folder
+                 recursive: bool = True, # also look in subfolders
+                ) -> list[str]:
+    "Relative POSIX paths of the weight files in `folder`, sorted; hidden files and folders (`.train/`, temporaries) left out."
+    folder = Path(folder)
+    if not folder.is_dir(): return []
+    out = []
+    for f in (folder.rglob('*') if recursive else folder.iterdir()):
+        rel = f.relative_to(folder)
+        if f.suffix in WEIGHT_SUFFIXES and not any(p.startswith('.') for p in rel.parts) and f.is_file():
+            out.append(rel.as_posix())
+    return sorted(out)
+
+def weight_hashes(folder: str | Path, # a model, oracle or adapter folder
+                  recursive: bool = True, # also look in subfolders
+                 ) -> dict[str, str]:
+    "{relative path: SHA-256} of every weight file in `folder`: what a writer records in its JSON."
+    return {r: file_sha256(Path(folder)/r) for r in weight_files(folder, recursive)}
+
+_WARNED: set = set()
+
+def warn_once(key, # anything hashable: the same key warns once per process
+              msg: str, # the warning
+              logger: str = 'dcf_teach', # logger name
+             ) -> bool:
+    "Log `msg` as a warning the first time `key` is seen in this process; True if it was logged."
+    if key in _WARNED: return False
+    _WARNED.add(key); logging.getLogger(logger).warning(msg)
+    return True
+
+def verify_weights(folder: str | Path, # the folder
+                   recorded: dict | None, # {relative path: SHA-256} from its JSON (None or {}: none recorded)
+                   what: str, # the JSON that records them, for messages (e.g. 'dcf_teach.json')
+                   fix: str, # what to do about a bad file (e.g. 're-run the training')
+                   files: list[str] | None = None, # weight files that will be loaded (default: `weight_files(folder)`)
+                   recursive: bool = True, # with `files` None: also subfolders
+                   prefix: str = '', # check only the files whose relative path starts with this (e.g. 'unet/')
+                  ) -> bool:
+    "Check the weight files of `folder` against `recorded`: True if all match, False (one warning) if none are recorded; a one-line `UserError` naming the file otherwise."
+    folder = Path(folder)
+    if not recorded:
+        warn_once(('unverified', str(folder.resolve())),
+                  f"{folder}: {what} records no weight hashes (an older or hand-made folder); its weights are not "
+                  "checked for corruption")
+        return False
+    bad = lambda msg: UserError(f"{msg}; {fix}")
+    if not isinstance(recorded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()):
+        raise bad(f"{folder/what}: its weight hashes are not a {{file: sha256}} object")
+    for rel in (files if files is not None else weight_files(folder, recursive)):
+        if rel.startswith(prefix) and rel not in recorded: raise bad(f"{folder/rel}: not recorded in {what}, so it cannot be checked")
+    for rel, sha in sorted(recorded.items()):
+        if not rel.startswith(prefix): continue
+        f = folder/rel
+        if Path(rel).is_absolute() or '..' in Path(rel).parts: raise bad(f"{folder/what}: weight path {rel!r} is outside the folder")
+        if not f.is_file(): raise bad(f"{f} is missing ({what} records it)")
+        if file_sha256(f) != sha:
+            raise bad(f"{f} is corrupted: its SHA-256 does not match the one recorded in {what}")
+    return True
+
+# %% ../nbs/00_core.ipynb #87a73322
+def tensors_sha256(tensors: dict, # {name: tensor or array}
+                   metadata: dict | None = None, # {str: str} stored with them
+                  ) -> str:
+    "SHA-256 over the names, dtypes, shapes and values of `tensors` and over `metadata`: the payload hash of a cache entry."
+    h = hashlib.sha256(json.dumps(metadata or {}, sort_keys=True).encode())
+    for k in sorted(tensors): h.update(f"{k}\x1f{content_hash(tensors[k])}\x1e".encode())
+    return h.hexdigest()
+
+def write_tensors(path: str | Path, # safetensors file to write (atomically)
+                  tensors: dict, # {name: torch tensor}
+                  metadata: dict | None = None, # {str: str} for the header
+                 ) -> str:
+    "Write `tensors` as safetensors with their payload hash in the header; returns the hash."
+    from safetensors.torch import save
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    sha = tensors_sha256(tensors, meta)
+    with atomic_path(path) as tmp: Path(tmp).write_bytes(_sorted_header(save(tensors, metadata={**meta, 'sha256': sha})))
+    return sha
+
+def _sorted_header(b: bytes) -> bytes:
+    "The same safetensors bytes with the header's metadata in sorted order (safetensors writes it in hash-map order, which changes from process to process)."
+    n = int.from_bytes(b[:8], 'little')
+    h = json.loads(b[8:8 + n])
+    if '__metadata__' in h: h['__metadata__'] = dict(sorted(h['__metadata__'].items()))
+    s = json.dumps(h, separators=(',', ':')).encode()
+    s += b' ' * (-len(s) % 8)   # the data starts 8-byte aligned, as safetensors pads it
+    return len(s).to_bytes(8, 'little') + s + b[8 + n:]
+
+def discard_entry(paths: list, # the files of a bad entry (the first is named in the warning)
+                  why: str, # what is wrong with it
+                  what: str = 'cache entry', # what it is
+                 ) -> None:
+    "Warn once that an entry is bad and will be recomputed, and delete its files (a read-only cache just ignores it)."
+    paths = [Path(p) for p in paths]
+    warn_once(('bad-entry', str(paths[0].resolve())), f"{what} {paths[0]} is {why}; ignoring it and computing it again")
+    for p in paths:
+        try: p.unlink(missing_ok=True)
+        except OSError: pass
+
+def read_tensors(path: str | Path, # a file written by `write_tensors`
+                 what: str = 'cache entry', # what it is, for the warning
+                ) -> tuple[dict, dict] | None:
+    "(tensors, metadata without the hash) of a verified entry; None if it is absent, or (warned once, deleted) if it is unreadable, truncated, corrupted or has no hash."
+    path = Path(path)
+    if not path.is_file(): return None
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), 'pt') as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        discard_entry([path], f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})", what)
+        return None
+    want = meta.pop('sha256', None)
+    if want is None: discard_entry([path], "without a content hash (written by an older dcf_teach)", what); return None
+    if tensors_sha256(tensors, meta) != want: discard_entry([path], "corrupted (its content hash does not match)", what); return None
+    return tensors, meta
+
+def json_sha256(obj: Any, # a JSON-ready object
+               ) -> str:
+    "SHA-256 of `obj` as canonical JSON (sorted keys, compact), the same before writing and after reading."
+    canon = json.loads(json.dumps(obj, default=_json_default))    # tuples → lists, numpy → Python, int keys → str
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+
+def write_json_verified(path: str | Path, # JSON file to write (atomically)
+                        obj: dict, # the record
+                       ) -> Path:
+    "Write the record `obj` with its hash (key `_sha256`) atomically."
+    return write_json_atomic(path, {**obj, '_sha256': json_sha256(obj)})
+
+def read_json_verified(path: str | Path, # a file written by `write_json_verified`
+                       what: str = 'cache entry', # what it is, for the warning
+                       also: list | None = None, # more files of the entry, deleted with it if it is bad
+                      ) -> dict | None:
+    "The record without its hash; None if absent, or (warned once, deleted) if it is cut, garbled or its hash does not match."
+    path = Path(path)
+    if not path.is_file(): return None
+    try:
+        rec = json.loads(path.read_text())
+        if not isinstance(rec, dict): raise ValueError('not an object')
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        discard_entry([path, *(also or [])], f"unreadable ({type(e).__name__})", what); return None
+    want = rec.pop('_sha256', None)
+    if want is None: discard_entry([path, *(also or [])], "without a content hash (written by an older dcf_teach)", what); return None
+    if json_sha256(rec) != want: discard_entry([path, *(also or [])], "corrupted (its content hash does not match)", what); return None
+    return rec
+
 # %% ../nbs/00_core.ipynb #970e839e
 F32_TOL = 1e-4 # the one float32 tolerance: |a − b| ≤ F32_TOL·(1 + |b|) (see above)
 
@@ -105,6 +267,8 @@ def test_close_f32(a, # computed value (array or tensor)
     ok, d = f32_close(a, b, tol)
     if not ok: raise AssertionError(f"max |a - b| = {d:.3g} exceeds the float32 tolerance {tol:g}·(1 + |b|)")
     return d
+
+test_close_f32.__test__ = False   # a helper for tests, not a test pytest should collect
 
 # %% ../nbs/00_core.ipynb #628e9688
 def get_logger(name: str = 'dcf_teach', # logger name, usually `__name__`

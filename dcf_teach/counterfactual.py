@@ -185,9 +185,15 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
     ts = parse_t_skip(t_skip)
     try: k = resolve_t_skip(ts, steps)
     except ValueError as e: raise UserError(f"--t-skip: {e}") from None
+    from dcf_teach.checks import check_adapter, check_device, check_finite, check_input, check_model, check_output
+    check_input(image, 'IMAGE', 'file')
     pil = open_image(image)
     bank = load_bank(bank_path)
     tgt = bank.index(target)
+    if source_class is not None and bank.index(source_class) == tgt:
+        raise UserError(f"--source-class {source_class!r} is the --target class; choose another")
+    for v, o in ((omega, '--omega'), (guidance, '--guidance'), (inversion_guidance, '--inversion-guidance')): check_finite(v, o)
+    check_model(model); check_adapter(adapter); check_device(device); check_output(out, '--out', 'dir')
     c = load_components(model, device=device, adapter=adapter)
     check_bank(bank, c)
     es, es_from = edit_settings(c, omega=omega, inversion=inversion, guidance_scale=guidance,

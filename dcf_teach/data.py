@@ -18,9 +18,9 @@ from PIL import Image, UnidentifiedImageError
 from .core import UserError, content_hash, get_logger, write_json_atomic
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLITS', 'SPLIT_FRACTIONS', 'MAX_PIXELS', 'hash_split', 'to_rgb', 'BadImage', 'open_image',
-           'resize_center_crop', 'Item', 'ImageDataset', 'load_dataset', 'DatasetReport', 'check_dataset', 'save_png',
-           'write_imagefolder', 'image_grid']
+__all__ = ['IMAGE_EXTS', 'SPLITS', 'SPLIT_FRACTIONS', 'MAX_PIXELS', 'IMAGE_FORMATS', 'hash_split', 'to_rgb', 'BadImage',
+           'open_image', 'resize_center_crop', 'Item', 'image_problem', 'ImageDataset', 'load_dataset', 'DatasetReport',
+           'check_dataset', 'save_png', 'write_imagefolder', 'image_grid']
 
 # %% ../nbs/01_data.ipynb #3005a2ec
 _log = get_logger(__name__)
@@ -29,6 +29,7 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.jfif', '.bmp', '.gif', '.tif', '.tiff',
 SPLITS = ('train', 'val', 'test')
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1) # train, val, test for images without a given split
 MAX_PIXELS = 64_000_000 # larger images are refused as decompression bombs (8000 × 8000)
+IMAGE_FORMATS = ('PNG', 'JPEG', 'BMP', 'DIB', 'GIF', 'TIFF', 'WEBP', 'PPM') # the formats read, recognised by content
 
 def hash_split(key: str, # stable key of one image, e.g. 'class/file.png'
               ) -> str:
@@ -59,28 +60,56 @@ def to_rgb(im: Image.Image, # a PIL image of any mode
 class BadImage(UserError):
     "An image file that cannot be used; the message names the file and the problem."
 
-def open_image(path: str | Path, # image file
-               max_pixels: int = MAX_PIXELS, # refuse images with more pixels than this
-              ) -> Image.Image:
-    "Open, fully decode and convert one image to RGB, raising `BadImage` for unreadable, truncated or huge files."
-    path = Path(path)
+_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90} # EXIF Orientation -> transpose, as `PIL.ImageOps.exif_transpose`
+
+def _not_a_file(path: Path) -> str | None:
+    "Why `path` is not a regular file, or None if it is one."
+    if path.is_file(): return None
+    if path.is_dir(): return 'is a folder, not an image file'
+    if path.is_symlink(): return 'is a broken symbolic link or a symbolic-link loop'
+    if not os.path.lexists(path): return 'file not found'
+    return 'is not a regular file'
+
+def _orientation(im: Image.Image) -> int:
+    "The EXIF orientation of `im` (1 when absent or unreadable)."
+    try: o = im.getexif().get(0x0112, 1)
+    except Exception: return 1
+    return o if isinstance(o, int) and o in _ORIENT else 1
+
+def _decode(path: Path, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> tuple[Image.Image, str]:
+    "(RGB image, stored mode) of one image file, or `BadImage`; `draft` lets JPEGs decode at a reduced scale (checks only)."
+    why = _not_a_file(path)
+    if why: raise BadImage(f"{path}: {why}")
     try:
+        if path.stat().st_size == 0: raise BadImage(f"{path}: empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path, formats=IMAGE_FORMATS) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise BadImage(f"{path}: {w}×{h} pixels is over the {max_pixels:,}-pixel limit (decompression bomb?)")
-                im.load()
-                return to_rgb(im)
+                mode, orient = im.mode, _orientation(im)
+                if draft and im.format in ('JPEG', 'MPO'): im.draft('RGB', (draft, draft))
+                im.load()                              # the first frame / page
+                rgb = to_rgb(im)
+        return (rgb.transpose(_ORIENT[orient]) if orient in _ORIENT else rgb), mode
     except BadImage: raise
     except Image.DecompressionBombError as e: raise BadImage(f"{path}: decompression bomb ({e})") from None
     except FileNotFoundError: raise BadImage(f"{path}: file not found") from None
-    except UnidentifiedImageError: raise BadImage(f"{path}: not a readable image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except UnidentifiedImageError:
+        raise BadImage(f"{path}: not a readable image (not a PNG, JPEG, BMP, GIF, TIFF, WebP or PPM file)") from None
+    except Exception as e:  # OSError, SyntaxError, ValueError, EOFError, struct.error, ... from a PIL plugin
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        kind = 'truncated image' if 'truncated' in msg.lower() else 'unreadable image'
+        kind = 'truncated image' if 'truncated' in msg.lower() or isinstance(e, EOFError) else 'unreadable image'
         raise BadImage(f"{path}: {kind} ({msg})") from None
+
+def open_image(path: str | Path, # image file
+               max_pixels: int = MAX_PIXELS, # refuse images with more pixels than this
+              ) -> Image.Image:
+    "Open, fully decode, orient and convert one image to RGB, raising `BadImage` for anything unusable."
+    return _decode(Path(path), max_pixels)[0]
 
 # %% ../nbs/01_data.ipynb #a1bf8f1d
 def resize_center_crop(im: Image.Image, # RGB image
@@ -123,14 +152,16 @@ def _read_meta(root: Path) -> dict:
 
 # %% ../nbs/01_data.ipynb #8a205170
 def _scan_folder(root: Path):
-    "Records (path, class, split, id, meta) of an ImageFolder, and the number of non-image files ignored."
+    "Records (path, class, split, id, meta) of an ImageFolder, the number of non-image files ignored, and the entries named like images that are not files [(path, class, why)]."
     if not root.exists(): raise UserError(f"dataset folder {root} does not exist")
     meta = _read_meta(root)
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(('.', '_')))
-    recs, ignored, empty = [], 0, []
+    recs, ignored, empty, odd = [], 0, [], []
     for d in class_dirs:
-        files = sorted(p for p in d.rglob('*') if p.is_file() and not _hidden(p, root))
+        entries = sorted(p for p in d.rglob('*') if not _hidden(p, root))  # rglob does not follow folder links
+        files = [p for p in entries if p.is_file()]
         imgs = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+        odd += [(p, d.name, f"{p}: {_not_a_file(p)}") for p in entries if p.suffix.lower() in IMAGE_EXTS and not p.is_file()]
         ignored += len(files) - len(imgs)
         if not imgs: empty.append(d); continue
         for p in imgs:
@@ -143,7 +174,7 @@ def _scan_folder(root: Path):
         raise UserError(f"{root} has {len(names)} class folder{'s' if len(names) != 1 else ''}"
                         f"{' (' + ', '.join(names) + ')' if names else ''}; need at least two (layout: {root}/<class>/<image>)")
     if empty: raise UserError(f"class folder {empty[0]} has no images ({len(empty)} empty class{'es' if len(empty) > 1 else ''})")
-    return recs, ignored
+    return recs, ignored, odd
 
 # %% ../nbs/01_data.ipynb #3ad58224
 def _scan_csv(f: Path):
@@ -170,10 +201,10 @@ def _scan_csv(f: Path):
     if len(names) < 2:
         raise UserError(f"{f} has {len(names)} class{'es' if len(names) != 1 else ''}"
                         f"{' (' + ', '.join(names) + ')' if names else ''}; need at least two")
-    return recs, 0
+    return recs, 0, []
 
 def _scan(source):
-    "Records of a folder or CSV source."
+    "Records, ignored count and skipped entries of a folder or CSV source (see `_scan_folder`)."
     src = Path(source)
     if src.suffix.lower() == '.csv' and not src.is_dir(): return _scan_csv(src)
     if src.exists() and not src.is_dir(): raise UserError(f"{src} is neither a dataset folder nor a .csv manifest")
@@ -188,12 +219,7 @@ def _check_files(recs, max_pixels=MAX_PIXELS, progress=False):
         from tqdm.auto import tqdm
         it = tqdm(it, total=len(recs), desc='checking images', unit='img')
     for i, (p, cls, *_) in it:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-                with Image.open(p) as im0: mode = im0.mode
-        except Exception: mode = '?'
-        try: im = open_image(p, max_pixels)
+        try: im, mode = _decode(Path(p), max_pixels)
         except BadImage as e: problems.append(([p], e.format_message())); continue
         info[i] = (im.size, mode)
         h = content_hash(np.asarray(im))
@@ -202,6 +228,26 @@ def _check_files(recs, max_pixels=MAX_PIXELS, progress=False):
             problems.append(([q[0], p], f"{q[0]} ({q[1]}) and {p} ({cls}) are the same image in two classes"))
         else: seen.setdefault(h, i)
     return problems, info
+
+_VERDICTS: dict = {} # (path, size, mtime_ns, max_pixels) -> None (usable) or the problem; for this process
+_WARNED: set = set() # files whose skip was logged in this process
+
+def image_problem(path: str | Path, # image file
+                  max_pixels: int = MAX_PIXELS, # decompression-bomb limit
+                 ) -> str | None:
+    "Why `path` cannot be used as an image (the `BadImage` message), or None if it can."
+    try: st = os.stat(path); key = (str(path), st.st_size, st.st_mtime_ns, max_pixels)
+    except OSError: key = None
+    if key is not None and key in _VERDICTS: return _VERDICTS[key]
+    try: _decode(Path(path), max_pixels, draft=64); why = None
+    except BadImage as e: why = e.format_message()
+    if key is not None: _VERDICTS[key] = why
+    return why
+
+def _skip(path, why: str):
+    "Log that `path` is skipped, once per process."
+    if str(path) in _WARNED: return
+    _WARNED.add(str(path)); _log.warning(f"skipping {why}")
 
 # %% ../nbs/01_data.ipynb #baac98da
 class ImageDataset:
@@ -248,14 +294,15 @@ def load_dataset(source: str | Path, # ImageFolder root or CSV manifest `path,la
                  split: str | None = None, # 'train', 'val', 'test' or None for all
                  resolution: int | None = None, # square side of the returned images (None: as stored)
                  classes: Iterable[str] | None = None, # keep only these classes (default: all)
-                 skip_bad: bool = False, # open every file now and leave out the bad ones
+                 skip_bad: bool = True, # check the files now and leave out unusable ones with a warning
                  max_pixels: int = MAX_PIXELS, # decompression-bomb limit
+                 skip_duplicates: bool = False, # also leave out images that are in two classes
                 ) -> ImageDataset:
     "Load an ImageFolder or CSV manifest as a lazily read `ImageDataset`."
     if split not in (None, *SPLITS): raise UserError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     if resolution is not None and (not isinstance(resolution, (int, np.integer)) or resolution < 1):
         raise UserError(f"resolution must be a positive integer, got {resolution!r}")
-    recs, _ = _scan(source)
+    recs, _, odd = _scan(source)
     names = sorted({r[1] for r in recs})
     if classes is not None:
         classes = [classes] if isinstance(classes, str) else list(classes)
@@ -263,12 +310,23 @@ def load_dataset(source: str | Path, # ImageFolder root or CSV manifest `path,la
         if missing: raise UserError(f"class {missing[0]!r} is not in {source} (classes: {', '.join(names)})")
         names = sorted(set(classes))
         recs = [r for r in recs if r[1] in names]
-    if skip_bad:
+    for p, c, why in odd:
+        if c in names: _skip(p, why)
+    if skip_duplicates:
         problems, _ = _check_files(recs, max_pixels)
+        for ps, msg in problems: _skip(ps[-1], msg)
         bad = {p for ps, _ in problems for p in ps}
-        for _, msg in problems: _log.warning(f"skipping: {msg}")
         recs = [r for r in recs if r[0] not in bad]
-    items = [Item(Path(p), names.index(c), s, i) for p, c, s, i, _ in recs if split is None or s == split]
+    sel = [r for r in recs if split is None or r[2] == split]
+    if skip_bad:
+        why = {r[0]: image_problem(r[0], max_pixels) for r in sel}
+        for p, w in why.items():
+            if w: _skip(p, w)
+        before = {r[1] for r in sel}
+        sel = [r for r in sel if not why[r[0]]]
+        gone = sorted(before - {r[1] for r in sel})
+        if gone and split is None: raise UserError(f"{source}: class {gone[0]!r} has no usable images (every one was skipped; see the warnings)")
+    items = [Item(Path(p), names.index(c), s, i) for p, c, s, i, _ in sel]
     meta = {r[3]: r[4] for r in recs if r[4]}
     return ImageDataset(items, names, resolution, Path(source), meta, max_pixels)
 
@@ -290,7 +348,8 @@ class DatasetReport:
     def format(self) -> str:
         "A per-class summary table."
         w = max(5, *(len(c) for c in self.classes))
-        lines = [f"{self.source}: {len(self.classes)} classes, {self.n_images} images",
+        lines = [f"{self.source}: {len(self.classes)} classes, {self.n_images} images"
+                 + (f", {len(self.skipped)} skipped" if self.skipped else ''),
                  f"{'class':<{w}}  {'images':>6}  {'train':>5}  {'val':>5}  {'test':>5}  sizes (w×h)      modes"]
         for c in self.classes:
             n = self.counts[c]; lo, hi = self.sizes[c]
@@ -310,7 +369,7 @@ def check_dataset(source: str | Path, # ImageFolder root or CSV manifest
                   progress: bool = False, # show a progress bar
                  ) -> DatasetReport:
     "Validate every image of a dataset; raise a one-line `UserError` for the first problem unless `skip_bad`."
-    recs, ignored = _scan(source)
+    recs, ignored, odd = _scan(source)
     problems, info = _check_files(recs, max_pixels, progress)
     if problems and not skip_bad:
         more = len(problems) - 1
@@ -325,7 +384,7 @@ def check_dataset(source: str | Path, # ImageFolder root or CSV manifest
     empty = [c for c in names if not sizes[c]]
     if empty: raise UserError(f"class {empty[0]!r} has no usable images after skipping bad files")
     sz = {c: (min(sizes[c], key=lambda s: s[0] * s[1]), max(sizes[c], key=lambda s: s[0] * s[1])) for c in names}
-    skipped = [(ps[-1], msg) for ps, msg in problems]
+    skipped = [(p, why) for p, _, why in odd] + [(ps[-1], msg) for ps, msg in problems]
     return DatasetReport(Path(source), names, counts, sz, {c: dict(m) for c, m in modes.items()}, skipped, ignored)
 
 # %% ../nbs/01_data.ipynb #752d9bab

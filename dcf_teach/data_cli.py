@@ -32,6 +32,11 @@ def _gen_options(f):
     f = click.option('--out', required=True, type=click.Path(path_type=Path), help='Folder to create.')(f)
     return f
 
+def _check_out(out: Path, force: bool):
+    "Refuse an --out that cannot be written, before anything is generated."
+    from dcf_teach.checks import check_output
+    check_output(out, '--out', 'dir', empty=not force, hint=' (use --force to replace it)')
+
 def _done(out: Path):
     from dcf_teach.data import load_dataset
     ds = load_dataset(out)
@@ -44,6 +49,7 @@ def _done(out: Path):
 def kikibouba_cmd(out, n_per_class, size, seed, force):
     "Spiky (kiki) vs round (bouba) shapes with known colours, position, area and rotation."
     from dcf_teach.kikibouba import make_kikibouba
+    _check_out(out, force)
     _done(make_kikibouba(out, n_per_class=n_per_class, size=size, seed=seed, force=force))
 
 # %% ../nbs/05_data_cli.ipynb #9e7d451c
@@ -52,6 +58,7 @@ def kikibouba_cmd(out, n_per_class, size, seed, force):
 def accretion_cmd(out, n_per_class, size, seed, force):
     "Toy black-hole images: MAD (prominent ring, clumpy wisps) vs SANE, with overlapping features."
     from dcf_teach.accretion import make_accretion
+    _check_out(out, force)
     _done(make_accretion(out, n_per_class=n_per_class, size=size, seed=seed, force=force))
 
 # %% ../nbs/05_data_cli.ipynb #7e87f5d2
@@ -64,7 +71,10 @@ def accretion_cmd(out, n_per_class, size, seed, force):
 @click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
 def fashion_mnist_cmd(classes, out, n_per_class, source, size, force):
     "Export Fashion-MNIST classes (official train/test split, plus a val split carved from train)."
+    from dcf_teach.checks import check_input
     from dcf_teach.fashion_mnist import export_fashion_mnist
+    _check_out(out, force)
+    if source is not None: check_input(source, '--source', 'dir')
     _done(export_fashion_mnist(out, classes, n_per_class=n_per_class, source=source, size=size, force=force))
 
 # %% ../nbs/05_data_cli.ipynb #6612721b

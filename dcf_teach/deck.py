@@ -28,7 +28,7 @@ __all__ = ['log', 'INTERP_OMEGAS', 'TIMING_KEYS', 'GRID_STEPS', 'TEMPLATE', 'DEM
            'setup_deck_logging', 'run_search', 'direction_of', 'intro_markdown', 'direction_markdown', 'examples_for',
            'write_thumbnail', 'write_pair_grids', 'interp_omegas', 'cached', 'write_interpolations', 'write_analysis',
            'metrics_markdown', 'finish_deck', 'template_path', 'deck_parameters', 'coerce_parameter', 'ensure_kernel',
-           'deck_title', 'run_deck', 'demo_available', 'build_demo_decks', 'deck_cli', 'curate_media']
+           'deck_title', 'check_deck', 'run_deck', 'demo_available', 'build_demo_decks', 'deck_cli', 'curate_media']
 
 # %% ../nbs/31_deck.ipynb #e3c9edaa
 def in_nbdev_test() -> bool:
@@ -761,8 +761,11 @@ def deck_parameters(template: str | Path | None = None, # the template (default:
                    ) -> dict:
     "The template's parameters: name -> {'default', 'type', 'help'} (from its `parameters` cell)."
     import papermill as pm
-    ps = pm.inspect_notebook(str(template or template_path()))
-    if not ps: raise UserError(f"{template}: no cell tagged 'parameters'")
+    tpl = Path(template) if template else template_path()
+    if not tpl.is_file(): raise UserError(f"--template {tpl}: no such file")
+    try: ps = pm.inspect_notebook(str(tpl))
+    except Exception as e: raise UserError(f"--template {tpl}: not a readable notebook ({type(e).__name__})") from None
+    if not ps: raise UserError(f"--template {tpl}: no cell tagged 'parameters'")
     return {k: dict(default=v['default'], type=v['inferred_type_name'], help=v['help']) for k, v in ps.items()}
 
 def coerce_parameter(name: str, # parameter name
@@ -826,6 +829,35 @@ def deck_title(metrics: dict, # the deck's metrics.json
     return f"{metrics.get('dataset', 'deck')}: {a} or {b}?"
 
 # %% ../nbs/31_deck.ipynb #4b4ed0d2
+def check_deck(out_dir: str | Path, # the deck folder (not created)
+               parameters: dict | None = None, # template parameters
+               template: str | Path | None = None, # the template (default: `template_path()`)
+               kernel: str = 'python3', # Jupyter kernel
+              ) -> tuple[Path, dict]:
+    "Check a deck build (template, parameters, dataset, model, oracle, kernel, folder) without writing anything; returns (template, typed parameters)."
+    import ast
+    from dcf_teach.checks import check_adapter, check_dataset_spec, check_device, check_model, check_oracle, check_output
+    tpl = Path(template) if template else template_path()
+    spec = deck_parameters(tpl)
+    params = dict(parameters or {})
+    unknown = sorted(set(params) - set(spec))
+    if unknown: raise UserError(f"unknown deck parameter {unknown[0]!r}; the template has: {', '.join(spec)}")
+    params = {k: coerce_parameter(k, v, spec[k]) for k, v in params.items()}
+    out = Path(out_dir).expanduser()
+    check_output(out, '--out', 'dir')
+    ensure_kernel(kernel)
+    full = {}
+    for k, v in spec.items():
+        try: full[k] = ast.literal_eval(v['default'])
+        except (ValueError, SyntaxError): full[k] = v['default']
+    try: cfg = resolve_deck_params({**full, **params, 'out_dir': str(out)}, tiny=False)
+    except KeyError: return tpl, params       # a template with other parameters than make_deck.ipynb's
+    check_dataset_spec(cfg.dataset, cfg.order, '--dataset')
+    check_model(cfg.model, 'model'); check_oracle(cfg.oracle, 'oracle'); check_adapter(cfg.adapter, 'adapter')
+    check_device(cfg.device, 'device')
+    if cfg.cache is not None: check_output(cfg.cache, 'cache_dir', 'dir')
+    return tpl, params
+
 def run_deck(out_dir: str | Path, # the deck folder (created)
              parameters: dict | None = None, # template parameters (strings are converted to their declared types)
              template: str | Path | None = None, # the template (default: `template_path()`)
@@ -835,18 +867,10 @@ def run_deck(out_dir: str | Path, # the deck folder (created)
             ) -> Path:
     "Execute the deck template with papermill into `out_dir`; returns `out_dir/deck.ipynb`."
     import nbformat, papermill as pm
-    tpl = Path(template) if template else template_path()
-    if not tpl.is_file(): raise UserError(f"--template {tpl}: no such file")
-    spec = deck_parameters(tpl)
-    params = dict(parameters or {})
-    unknown = sorted(set(params) - set(spec))
-    if unknown: raise UserError(f"unknown deck parameter {unknown[0]!r}; the template has: {', '.join(spec)}")
-    params = {k: coerce_parameter(k, v, spec[k]) for k, v in params.items()}
+    tpl, params = check_deck(out_dir, parameters, template, kernel)   # bad input fails here, before anything is written
     out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir(): raise UserError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     params['out_dir'] = str(out.resolve())
-    ensure_kernel(kernel)
     partial, final = out / '.deck.partial.ipynb', out / 'deck.ipynb'
     log.info(f"building deck {out} from {tpl} ({', '.join(f'{k}={v}' for k, v in params.items() if k != 'out_dir')})")
     try:
@@ -888,6 +912,7 @@ def build_demo_decks(decks_dir: str | Path = 'decks', # folder of deck folders
                      parameters: dict | None = None, # template parameters for every deck (e.g. {'n_images': 8})
                      progress: bool = True, # papermill progress bars
                      log_output: bool = False, # echo the kernels' log lines
+                     kernel: str = 'python3', # Jupyter kernel
                     ) -> dict:
     "Build the demo decks whose models are shipped, then the site; returns the decks, the site index and timings."
     from dcf_teach.site import build_site
@@ -898,11 +923,17 @@ def build_demo_decks(decks_dir: str | Path = 'decks', # folder of deck folders
     for s in specs:
         if s not in todo: log.warning(f"skipping the {s['name']} demo deck: its model or oracle is not shipped")
     if not todo: raise UserError("no demo deck can be built: no shipped model with its oracle (dcf_teach/assets/)")
+    from dcf_teach.checks import check_output
+    from dcf_teach.site import _check_out
+    check_output(decks_dir, '--decks', 'dir')
+    if site_dir is not None: _check_out(Path(site_dir), Path(decks_dir), '--site')
+    for s in todo:   # every deck is checked before the first one is built
+        check_deck(Path(decks_dir) / s['name'], {k: v for k, v in s.items() if k != 'name'} | dict(parameters or {}), kernel=kernel)
     out, secs = [], {}
     for s in todo:
         t0 = time.perf_counter()
         params = {k: v for k, v in s.items() if k != 'name'} | dict(parameters or {})
-        out.append(run_deck(Path(decks_dir) / s['name'], params, progress=progress, log_output=log_output))
+        out.append(run_deck(Path(decks_dir) / s['name'], params, kernel=kernel, progress=progress, log_output=log_output))
         secs[s['name']] = round(time.perf_counter() - t0, 1)
         log.info(f"deck {s['name']}: {secs[s['name']]} s -> {out[-1]}")
     index = build_site(decks_dir, site_dir) if site_dir is not None else None
@@ -941,7 +972,7 @@ def deck_cli(dataset, classes, out, params, demo, decks_dir, site_dir, template,
     if demo:
         if dataset or out: raise UserError("--demo builds the demo decks; leave out --dataset and --out")
         if template: os.environ['DCF_DECK_TEMPLATE'] = str(template)
-        r = build_demo_decks(decks_dir, site_dir, parameters=p or None, log_output=log_output)
+        r = build_demo_decks(decks_dir, site_dir, parameters=p or None, log_output=log_output, kernel=kernel)
         for nb in r['decks']: click.echo(_summary(nb))
         click.echo(f"deck building: {r['total_seconds']} s for {len(r['decks'])} deck(s)")
         if r['site']: click.echo(f"site: {r['site']}")

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from .core import atomic_path, content_hash, get_logger
+from .core import content_hash, discard_entry, get_logger, read_tensors, write_tensors
 from .models import Components, processor_size
 
 _log = get_logger(__name__)
@@ -72,15 +72,17 @@ class EmbeddingCache:
         self.encoder_id, self._index = encoder_id, None
 
     def _load(self):
-        from safetensors import safe_open
         self._index = {}
         for f in sorted(self.root.glob('*.safetensors')) if self.root.is_dir() else []:
-            try:
-                with safe_open(f, 'pt') as sf:
-                    hs, t = sf.metadata()['hashes'].split(','), sf.get_tensor('embeds')
-            except Exception as e:
-                _log.warning(f"ignoring unreadable cache shard {f} ({type(e).__name__})"); continue
-            self._index.update(zip(hs, t))
+            if f.name.startswith('.'): continue     # another process's shard being written
+            got = read_tensors(f, 'embedding cache shard')  # None: absent, or bad (warned once, deleted)
+            if got is None: continue
+            t, meta = got
+            hs, e = meta.get('hashes', '').split(','), t.get('embeds')
+            if e is None or e.ndim != 2 or len(hs) != len(e) or meta.get('encoder_id') != self.encoder_id:
+                discard_entry([f], "inconsistent (its image hashes and embeddings do not match)", 'embedding cache shard')
+                continue
+            self._index.update(zip(hs, e))
 
     def get(self, hashes: Sequence[str]) -> dict[str, torch.Tensor]:
         "The cached embeddings among `hashes`."
@@ -89,13 +91,11 @@ class EmbeddingCache:
 
     def put(self, hashes: Sequence[str], embeds: torch.Tensor) -> None:
         "Store embeddings [n,D] for `hashes` as one new shard."
-        from safetensors.torch import save_file
         if not len(hashes): return
         if self._index is None: self._load()
         name = content_hash(','.join(hashes).encode())[:24]
-        with atomic_path(self.root / f'{name}.safetensors') as tmp:
-            save_file({'embeds': embeds.detach().float().cpu().contiguous()}, str(tmp),
-                      metadata={'hashes': ','.join(hashes), 'encoder_id': self.encoder_id})
+        write_tensors(self.root / f'{name}.safetensors', {'embeds': embeds.detach().float()},
+                      {'hashes': ','.join(hashes), 'encoder_id': self.encoder_id})
         self._index.update(zip(hashes, embeds.detach().float().cpu()))
 
     def __len__(self):

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .core import UserError, atomic_path, content_hash, get_logger, write_json_atomic
+from .core import (UserError, atomic_path, content_hash, discard_entry, get_logger, read_json_verified,
+                            read_tensors, tensors_sha256, write_json_atomic, write_json_verified, write_tensors)
 from .models import Components, decode_latents, edit_setting, edit_setting_source
 from .search import REFERENCE_FRACTIONS, minimal_edit_search
 
@@ -172,9 +173,11 @@ def dataset_bank(c: Components, # the models (their encoder embeds the images)
     root = None if cache is False else Path(cache) if cache is not None else default_cache_dir()
     key = content_hash(json.dumps([c.encoder_id, c.resolution, list(data.classes), _files_key(ds)]).encode())[:24]
     path = root/'banks'/f'bank-{key}' if root is not None else None
-    if path is not None and path.with_suffix('.safetensors').is_file():
-        try: return check_bank(load_bank(path), c)
-        except UserError as e: log.warning(f"rebuilding the cached bank {path}: {e}")
+    files = [path.with_name(path.name + s) for s in ('.safetensors', '.json')] if path is not None else []
+    if any(f.is_file() for f in files):
+        try: return check_bank(load_bank(path, strict=True), c)   # content hash checked; None of an older one
+        except UserError as e:   # cut, corrupted, half missing: one warning, deleted, built again
+            discard_entry(files, f"unusable ({e.format_message().split(': ', 1)[-1]})", 'cached direction bank')
     bank = bank_from_dataset(c, ds, cache=root, progress=progress)
     if path is not None: save_bank(bank, path)
     return bank
@@ -310,30 +313,34 @@ def _jsonable(o):
 
 # %% ../nbs/25_evaluate.ipynb #07e76acf
 class RecordCache:
-    "Counterfactuals and their records on disk, one entry per key, written atomically (JSON last)."
+    "Counterfactuals and their records on disk, one entry per key, written atomically (image first, JSON last) with content hashes."
+    WHAT = 'evaluation cache entry'
     def __init__(self, root: str | Path): # cache folder (entries go to root/evaluate/<ab>/<key>.*)
         self.root = Path(root)/'evaluate'
     def _paths(self, key):
         d = self.root/key[:2]
         return d/f'{key}.json', d/f'{key}.safetensors'
     def get(self, key: str) -> tuple[dict, torch.Tensor | None] | None:
-        "(record, counterfactual or None) of `key`, or None if absent or unreadable."
+        "(record, counterfactual or None) of `key`; None if absent, or if any part is cut, corrupted or missing (one warning, entry deleted)."
         js, st = self._paths(key)
-        if not js.is_file(): return None
-        try:
-            rec = json.loads(js.read_text())
-            if not rec.get('has_image', True): return rec, None
-            from safetensors.torch import load_file
-            return rec, load_file(str(st))['counterfactual']
-        except Exception as e:
-            log.warning(f"ignoring unreadable cache entry {js} ({type(e).__name__})"); return None
+        rec = read_json_verified(js, self.WHAT, also=[st])     # the record's own hash
+        if rec is None: return None
+        want = rec.pop('image_sha256', None)
+        if not rec.get('has_image', True): return rec, None
+        if not st.is_file():
+            discard_entry([js], f"incomplete (its image {st.name} is missing)", self.WHAT); return None
+        got = read_tensors(st, self.WHAT)                      # the image's own hash
+        if got is None: js.unlink(missing_ok=True); return None
+        t, meta = got
+        if 'counterfactual' not in t or tensors_sha256(t, meta) != want:
+            discard_entry([js, st], "inconsistent (its image is not the one the record was written with)", self.WHAT)
+            return None
+        return rec, t['counterfactual']
     def put(self, key: str, record: dict, image: torch.Tensor | None = None) -> None:
         "Store `record` (and the counterfactual [3,H,W]) under `key`."
-        from safetensors.torch import save_file
         js, st = self._paths(key)
-        if image is not None:
-            with atomic_path(st) as tmp: save_file({'counterfactual': image.detach().float().cpu().contiguous()}, str(tmp))
-        write_json_atomic(js, {**record, 'has_image': image is not None})
+        extra = {'image_sha256': write_tensors(st, {'counterfactual': image.detach().float()})} if image is not None else {}
+        write_json_verified(js, {**record, **extra, 'has_image': image is not None})
 
 def record_key(**parts) -> str:
     "The cache key of one result: hash of its parts (image hash, model, bank, oracle, classes, options)."

@@ -793,6 +793,9 @@ def bench_explorer(model: str = 'default', # model name/folder
 def bench_explorer_cmd(model, updates, t_skip, steps, view, threads, adapter, no_dummy, as_json):
     "Time the explorer's response to ω changes with the inversion cached."
     import json
+    from dcf_teach.checks import check_adapter, check_model
+    if model != 'default' or no_dummy: check_model(model)
+    check_adapter(adapter)
     r = bench_explorer(model, updates, t_skip, steps, view, threads or None, not no_dummy, adapter)
     if as_json: click.echo(json.dumps(r, sort_keys=True)); return
     for n in r['notes']: click.echo(f"note: {n}", err=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import UserError, content_hash, get_logger, write_json_atomic
+from .core import UserError, content_hash, get_logger, verify_weights, weight_hashes, write_json_atomic
 from .models import Components, encode_images
 
 _log = get_logger(__name__)
@@ -89,15 +89,18 @@ def save_adapter(model: 'PeftModel', # the LoRA-wrapped UNet (from `add_lora`)
                  record: dict | None = None, # training record (step, metrics, config ...)
                  keep: tuple = ('last',), # subfolders of an existing `folder` to keep
                 ) -> Path:
-    "Write a peft adapter folder (safetensors) with its base fingerprint, by folder swap."
+    "Write a peft adapter folder (safetensors) with its base fingerprint and weight SHA-256, by folder swap."
     folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
     if folder.exists() and not folder.is_dir(): raise UserError(f"--out {folder} exists and is not a folder")
     tmp = Path(tempfile.mkdtemp(prefix=f'.{folder.name}.tmp-', dir=folder.parent))
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         (tmp/'README.md').unlink(missing_ok=True)   # peft's generic model card; dcf_teach_adapter.json is the record
+        ac = json.loads((tmp/'adapter_config.json').read_text())   # peft writes target_modules (a set) in hash order:
+        if isinstance(ac.get('target_modules'), list): ac['target_modules'] = sorted(ac['target_modules'])   # sorted,
+        write_json_atomic(tmp/'adapter_config.json', ac)   # the same bytes from every run
         write_json_atomic(tmp/ADAPTER_META, {'format': ADAPTER_FORMAT, 'library_version': __version__, 'base': base,
-                                             **(record or {})})
+                                             **(record or {}), 'weights': weight_hashes(tmp, recursive=False)})
         _swap_in(tmp, folder, keep)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
@@ -151,6 +154,9 @@ def load_adapter(c: Components, # the base models
     from peft import LoraConfig, PeftModel, set_peft_model_state_dict
     from safetensors.torch import load_file
     meta = read_adapter_meta(folder)
+    if meta:    # the weights must match the SHA-256 recorded at save time (an older folder: one warning)
+        verify_weights(folder, meta.get('weights'), ADAPTER_META, "re-run `dcf-teach train lora`, or copy the adapter "
+                       "folder again", files=['adapter_model.safetensors'])
     if _has_lora(c.unet): raise UserError(f"--adapter {folder}: the UNet already carries a LoRA adapter")
     check_adapter_base(meta, c, folder)
     p = Path(folder)
@@ -277,6 +283,7 @@ class LoraTrainConfig:
     val_steps: int = 25 # N of the validation search
     omega: float | None = None # edit strength of the validation search (None: the model's recommended ω)
     checkpoint_minutes: float = 2.0 # wall time between `last/` checkpoints
+    checkpoint_steps: int | None = None # also checkpoint every this many steps (None: by time only)
     seed: int = 0
 
     def warmup(self) -> int:
@@ -291,12 +298,15 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
                val: ValSet | None = None, # validation set (None: no validation; the last adapter is kept)
                progress: bool = True, # tqdm bar
                record: dict | None = None, # extra entries for dcf_teach_adapter.json (data, classes ...)
+               resume: bool = False, # continue the interrupted run whose state is in `out/.work` (else start afresh)
               ) -> dict:
     "Train a LoRA adapter on `c`'s UNet; returns the run record (history, best step and metrics)."
     from tqdm.auto import tqdm
-    from dcf_teach.train_encoder import budget_progress
+    from dcf_teach.train_encoder import budget_progress, load_train_state, save_train_state
+    from dcf_teach.oracle import Tensors, drop_states, latest_state
     if cfg.steps is None and cfg.minutes is None: raise UserError("give --steps or --minutes")
-    out = Path(out)
+    out = Path(out); work = out/'.work'
+    if not resume and work.exists(): shutil.rmtree(work)
     base = base_fingerprint(c)
     pm = add_lora(c, cfg.rank, cfg.alpha, cfg.seed)
     params = [p for p in c.unet.parameters() if p.requires_grad]
@@ -325,17 +335,43 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
         msg = ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in m.items())
         if best['score'] is None or s > best['score']:
             best.update(score=s, step=step, metrics=m)
-            save_adapter(pm, out, base, {**meta(step, elapsed), 'checkpoint_step': step})
+            save_adapter(pm, out, base, {**meta(step, elapsed), 'checkpoint_step': step}, keep=('last', '.work'))
             _log.info(f"lora validation: {msg} (new best)")
         else: _log.info(f"lora validation: {msg}")
 
-    step, elapsed, t_last = 0, 0., time.time()
-    do_val(0, 0.)                                      # the fresh adapter = the base model
+    def save_state():   # everything the rest of the run depends on: LoRA weights, AdamW, position, records, random streams
+        lora = Tensors({n: p for n, p in c.unet.named_parameters() if p.requires_grad})
+        rng = Tensors(g=g.get_state(), torch=torch.get_rng_state(), order=order)
+        save_train_state(work/f's{step:08d}', {'lora': lora, 'rng': rng}, opt,
+                         {'step': step, 'elapsed': elapsed, 'pos': pos, 'run': run, 'history': hist[-2000:], 'validation': vals,
+                          'best': best, 'config': rec['config'], 'n_train': len(z0), 'base': base})
+        drop_states(work, 's', keep=step)
+
+    step, elapsed, run, pos = 0, 0., None, 0
+    order = torch.randperm(len(z0), generator=g)       # (`validate` does not draw from `g`)
+    state = latest_state(work, 's') if resume else None
+    if state is not None:
+        lora, rng = Tensors(), Tensors()
+        st = load_train_state(state, {'lora': lora, 'rng': rng}, opt)
+        fixed = lambda d: {k: v for k, v in d.items() if k not in ('steps', 'minutes', 'checkpoint_minutes', 'checkpoint_steps')}
+        if fixed(st['config']) != fixed(json.loads(json.dumps(rec['config']))) or st['n_train'] != len(z0) \
+                or st['base']['unet'] != base['unet']:
+            diff = [k for k in st['config'] if st['config'][k] != rec['config'].get(k)] or ['data or base model']
+            raise UserError(f"--out {out} holds a run started with other settings ({', '.join(diff)}); "
+                            "rerun it with the same options, or pass --force to start over")
+        with torch.no_grad():
+            for n, p in c.unet.named_parameters():
+                if p.requires_grad: p.copy_(lora[n])
+        g.set_state(rng['g']); torch.set_rng_state(rng['torch']); order = rng['order']
+        step, elapsed, pos, run, hist, vals = st['step'], st['elapsed'], st['pos'], st['run'], st['history'], st['validation']
+        best.update(st['best']); best['score'] = None if best['score'] is None else tuple(best['score'])
+        _log.info(f"lora: resumed at step {step} ({elapsed / 60:.1f} min)")
+    else: save_state()                                 # step 0: OUT now holds a run that --resume can continue
+    if step == 0: do_val(0, 0.)                        # the fresh adapter = the base model
     t_last = last_ckpt = time.time()
     warm = cfg.warmup()
     bar = tqdm(desc='LoRA (ε-MSE)', unit='step', total=cfg.steps if cfg.steps and not cfg.minutes else None,
-               disable=not progress)
-    run = None; order = torch.randperm(len(z0), generator=g); pos = 0
+               initial=step, disable=not progress)
     while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1:
         if pos + B > len(order): order, pos = torch.randperm(len(z0), generator=g), 0
         idx = order[pos:pos + B]; pos += B
@@ -358,16 +394,20 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
         done = budget_progress(step, elapsed, cfg.steps, cfg.minutes) >= 1
         if step % every == 0 or done:
             do_val(step, elapsed); t_last = time.time()
-        if now - last_ckpt > 60 * cfg.checkpoint_minutes or done:
+        if now - last_ckpt > 60 * cfg.checkpoint_minutes or done or (cfg.checkpoint_steps and step % cfg.checkpoint_steps == 0):
             save_adapter(pm, out/'last', base, {**meta(step, elapsed), 'checkpoint_step': step}, keep=())
+            save_state()
             last_ckpt = t_last = time.time()
     bar.close()
     if val is None or best['step'] is None:          # nothing validated: the last adapter is the result
-        save_adapter(pm, out, base, {**meta(step, elapsed), 'checkpoint_step': step})
+        save_adapter(pm, out, base, {**meta(step, elapsed), 'checkpoint_step': step}, keep=('last', '.work'))
         best.update(step=step)
     m = meta(step, elapsed)
     write_json_atomic(out/ADAPTER_META, {**json.loads((out/ADAPTER_META).read_text()), 'run': {
         k: m[k] for k in ('step', 'minutes', 'validation', 'best_step', 'best')}})
+    if work.exists():                                # finished: the run's state goes (renamed first: never half there)
+        gone = out.parent/f'.{out.name}.work-done-{os.getpid()}'
+        os.replace(work, gone); shutil.rmtree(gone, ignore_errors=True)
     return m
 
 # %% ../nbs/27_lora.ipynb #2c9a24fb
@@ -438,6 +478,19 @@ def prepare_lora_data(c: Components, # the base models
 # %% ../nbs/27_lora.ipynb #2d72c71b
 import click
 
+def _finish_swap(out: Path):
+    "After a kill inside `_swap_in`: complete a swap whose new folder already holds the run's state; drop leftovers."
+    tmps = sorted(out.parent.glob(f'.{out.name}.tmp-*'))
+    for t in tmps:
+        if (t/'.work').is_dir() and not (out/'.work').exists():   # `.work` is moved in last, so `t` is complete
+            if out.exists(): os.replace(out, out.with_name(f'.{out.name}.old-{os.getpid()}'))
+            os.replace(t, out)
+    junk = [*tmps, *out.parent.glob(f'.{out.name}.old-*'), *out.parent.glob(f'.{out.name}.work-done-*'),
+            *out.glob('.*.tmp*'), *out.glob('.last.old-*')]   # + temporary files and folders a kill left inside OUT
+    for t in junk:
+        if t.is_dir() and not t.is_symlink(): shutil.rmtree(t, ignore_errors=True)
+        elif t.exists() or t.is_symlink(): t.unlink(missing_ok=True)
+
 @click.command('lora')
 @click.option('--model', default='default', show_default=True, help='Base model: folder, shipped name or hub id.')
 @click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder root or CSV manifest of the new domain.')
@@ -459,14 +512,26 @@ import click
 @click.option('--threads', type=click.IntRange(min=1), default=None, help='torch CPU threads.')
 @click.option('--seed', type=int, default=0, show_default=True)
 @click.option('--force', is_flag=True, help='Replace OUT if it already holds an adapter.')
+@click.option('--checkpoint-steps', type=click.IntRange(min=1), default=None, help='Also checkpoint every this many steps [default: every 2 min].')
+@click.option('--resume', is_flag=True, help='Continue the interrupted run in OUT from its last checkpoint (same options).')
 def lora_cmd(model, data, out, steps, minutes, lr, rank, alpha, batch_size, p_uncond, val_n, val_every, val_steps, oracle,
-             classes, max_train, device, threads, seed, force):
+             classes, max_train, device, threads, seed, force, checkpoint_steps, resume):
     "Tune the decoder of MODEL to the images in DATA with a LoRA adapter (ε-MSE on their own embeddings)."
     from dcf_teach.models import load_components
     if threads: torch.set_num_threads(threads)
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
+    from dcf_teach.checks import check_classes, check_dataset, check_device, check_model, check_oracle, check_output
+    check_model(model)
+    check_dataset(data, '--data', check_classes(classes, '--classes', n=None) if classes else None)
+    check_output(out, '--out', 'dir'); check_oracle(oracle); check_device(device)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
+    if resume and not force: _finish_swap(out)
+    run = (out/'.work').is_dir()   # an interrupted run: its state lives in OUT/.work until the run ends
+    if resume and not force and not run and (out/ADAPTER_META).is_file() and 'run' in read_adapter_meta(out):
+        click.echo(f"nothing to resume: {out} holds a finished adapter; load it with --adapter {out}"); return
+    if run and not resume and not force:
+        raise UserError(f"--out {out} holds an unfinished training run; pass --resume to continue it, or --force to start over")
+    if out.exists() and any(p.name != '.work' for p in out.iterdir()) and not force and not (resume and run):
         raise UserError(f"--out {out} is not empty (pass --force to replace it)")
     c = load_components(model, device=device)
     z0, emb, val, rec = prepare_lora_data(c, data, val_n, oracle,
@@ -474,9 +539,10 @@ def lora_cmd(model, data, out, steps, minutes, lr, rank, alpha, batch_size, p_un
                                           progress=sys.stderr.isatty())
     cfg = LoraTrainConfig(rank=rank, alpha=alpha, lr=lr, batch_size=batch_size, p_uncond=p_uncond, steps=steps,
                           minutes=minutes if minutes or steps else 10.0, val_every=val_every, val_steps=val_steps,
-                          seed=seed)
+                          seed=seed, checkpoint_steps=checkpoint_steps)
     if force and out.exists(): shutil.rmtree(out)
-    r = train_lora(c, z0, emb, out, cfg, val, progress=sys.stderr.isatty(), record={**rec, 'model': str(model)})
+    r = train_lora(c, z0, emb, out, cfg, val, progress=sys.stderr.isatty(), record={**rec, 'model': str(model)},
+                   resume=resume and not force)
     b = r.get('best') or {}
     click.echo(f"wrote {out}: {r['step']} steps ({r['minutes']:.1f} min); best step {r['best_step']}: "
                + ', '.join(f'{k} {v:.4g}' for k, v in b.items() if k != 'step' and isinstance(v, float))

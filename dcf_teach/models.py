@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import UserError, content_hash, get_logger, resolve_device, write_json_atomic
+from .core import (UserError, content_hash, get_logger, resolve_device, verify_weights, weight_hashes,
+                            write_json_atomic)
 
 _log = get_logger(__name__)
 
@@ -311,7 +312,7 @@ META_FILE = 'dcf_teach.json'
 def save_components(c: Components, # the models
                     folder: str | Path, # output folder (replaced if it exists)
                    ) -> Path:
-    "Write `c` as a diffusers-style folder (safetensors weights), atomically."
+    "Write `c` as a diffusers-style folder (safetensors weights, their SHA-256 in `dcf_teach.json`), atomically."
     folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{folder.name}.', dir=folder.parent))
     try:
@@ -321,7 +322,8 @@ def save_components(c: Components, # the models
             c.image_encoder.save_pretrained(tmp/'image_encoder', safe_serialization=True)
             c.image_processor.save_pretrained(tmp/'image_processor')
             if c.movq is not None: c.movq.save_pretrained(tmp/'movq', safe_serialization=True)
-        meta = dict(model_id=c.model_id, resolution=c.resolution, zero_image=c.zero_image, library_version=__version__)
+        meta = dict(model_id=c.model_id, resolution=c.resolution, zero_image=c.zero_image, library_version=__version__,
+                    weights=weight_hashes(tmp))     # SHA-256 of each weight file, checked by `load_components`
         if c.edit_defaults: meta['edit_defaults'] = check_edit_defaults(c.edit_defaults, f"model {c.model_id!r}")
         write_json_atomic(tmp/META_FILE, meta)
         if folder.exists(): shutil.rmtree(folder)
@@ -369,12 +371,22 @@ def resolve_model(model: str | Path, # folder, 'default', shipped name, or hub i
     raise UserError(f"--model {s!r}: no such folder, shipped model ({known}) or hub id")
 
 # %% ../nbs/10_models.ipynb #0dbeb888
-def _load(folder, sub, loader, optional=False):
+def _weights_fix(folder) -> str:
+    "What to do about a corrupted weight file of a model folder."
+    if Path(folder).resolve().parent == ASSETS_MODELS:
+        return ("restore it from the package: reinstall dcf_teach (`pip install --force-reinstall dcf_teach`, or "
+                "`git checkout -- dcf_teach/assets` in a clone)")
+    return ("restore the folder from where it came from: re-run `dcf-teach train decoder --resume` for a trained "
+            "model, or copy, re-save or re-download it")
+
+def _load(folder, sub, loader, optional=False, meta=None):
     p = Path(folder)/sub
     if not p.is_dir():
         if optional: return None
         raise UserError(f"model folder {folder} has no {sub}/ (expected unet/, image_encoder/, image_processor/, "
                         "optional movq/ and scheduler/)")
+    if meta is not None:    # the weight files of `sub` must match the SHA-256 recorded in dcf_teach.json
+        verify_weights(folder, meta.get('weights'), META_FILE, _weights_fix(folder), prefix=f'{sub}/')
     try:
         with quiet_hf(): return loader(p)
     except UserError: raise
@@ -425,14 +437,14 @@ def load_components(model: str | Path = 'default', # folder, 'default', shipped 
         from diffusers import UNet2DConditionModel, VQModel
         from transformers import CLIPVisionModelWithProjection
         kw = dict(torch_dtype=dtype, use_safetensors=True)
-        unet = _load(where, 'unet', lambda p: UNet2DConditionModel.from_pretrained(p, **kw))
-        movq = _load(where, 'movq', lambda p: VQModel.from_pretrained(p, **kw), optional=True)
-        enc = _load(where, 'image_encoder', lambda p: CLIPVisionModelWithProjection.from_pretrained(p, **kw))
+        meta = _read_meta(where)     # its `weights` hashes are checked before each part is loaded
+        unet = _load(where, 'unet', lambda p: UNet2DConditionModel.from_pretrained(p, **kw), meta=meta)
+        movq = _load(where, 'movq', lambda p: VQModel.from_pretrained(p, **kw), optional=True, meta=meta)
+        enc = _load(where, 'image_encoder', lambda p: CLIPVisionModelWithProjection.from_pretrained(p, **kw), meta=meta)
         proc = _load(where, 'image_processor', lambda p: clip_processor_class().from_pretrained(p))
         sched = _load(where, 'scheduler', lambda p: make_scheduler(json.loads(
             (p/'scheduler_config.json').read_text())), optional=True) or make_scheduler()
         name = where.name if where.parent == ASSETS_MODELS else str(where)
-        meta = _read_meta(where)
         c = _finish(unet, sched, enc, proc, movq, name, _resolution(where, unet, movq, proc), device, dtype,
                     zero_image=meta.get('zero_image', 'pixel_values'), edit_defaults=meta.get('edit_defaults'))
     return apply_adapter(c, adapter, merge_adapter) if adapter else c

@@ -18,14 +18,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .core import UserError, atomic_path, get_logger, resolve_device, write_json_atomic, write_text_atomic
+from .core import (UserError, atomic_path, file_sha256, get_logger, resolve_device, verify_weights,
+                            write_json_atomic, write_text_atomic)
 
 # %% auto #0
-__all__ = ['MEMBERS', 'HUB_IDS', 'FORMAT', 'NOISE_LEVELS', 'BUDGET_WEIGHT', 'member_config', 'init_like_torchvision',
-           'model_from_config', 'build_member', 'augment_geometry', 'border_color', 'gaussian_blur', 'augment_texture',
-           'is_flip', 'Oracle', 'save_oracle', 'shipped_oracles', 'load_oracle', 'evaluate_member', 'fit_member',
-           'load_split', 'load_splits', 'add_noise', 'oracle_accuracy', 'train_oracle', 'model_card', 'oracle_cmd',
-           'plot_robustness']
+__all__ = ['MEMBERS', 'HUB_IDS', 'FORMAT', 'NOISE_LEVELS', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'member_config',
+           'init_like_torchvision', 'model_from_config', 'build_member', 'augment_geometry', 'border_color',
+           'gaussian_blur', 'augment_texture', 'is_flip', 'Oracle', 'save_oracle', 'shipped_oracles', 'load_oracle',
+           'Tensors', 'latest_state', 'drop_states', 'evaluate_member', 'fit_member', 'load_split', 'load_splits',
+           'add_noise', 'oracle_accuracy', 'start_run', 'train_oracle', 'model_card', 'oracle_cmd', 'plot_robustness']
 
 # %% ../nbs/23_oracle.ipynb #d5c28a9c
 MEMBERS = ('resnet18', 'mobilenet_v2', 'efficientnet_b0')
@@ -239,8 +240,6 @@ class Oracle(nn.Module):
 # %% ../nbs/23_oracle.ipynb #9707df47
 FORMAT = 'dcf_teach-oracle/1'
 
-def _file_sha256(p: Path) -> str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()
-
 def save_oracle(oracle: Oracle, # the ensemble
                 path: str | Path, # output folder (replaced as a whole if it exists)
                 card: bool = True, # also write a README.md model card
@@ -267,9 +266,10 @@ def _write_oracle(oracle, path, card, name):
     for name, m in oracle.members.items():
         f = path/f'{name}.safetensors'
         sd = {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
-        with atomic_path(f) as tmp: save_file(sd, str(tmp), metadata={'format': FORMAT, 'member': name})
+        # one metadata key: safetensors writes its metadata map in random order, so two keys make the bytes differ run to run
+        with atomic_path(f) as tmp: save_file(sd, str(tmp), metadata={'format': FORMAT})
         cfg = m.config.to_dict()
-        members.append({'name': name, 'file': f.name, 'sha256': _file_sha256(f), 'config': cfg,
+        members.append({'name': name, 'file': f.name, 'sha256': file_sha256(f), 'config': cfg,
                         'parameters': int(sum(p.numel() for p in m.parameters())),
                         **oracle.meta.get('members', {}).get(name, {})})
     meta = {k: v for k, v in oracle.meta.items() if k != 'members'}
@@ -303,12 +303,15 @@ def load_oracle(source: str | Path, # oracle folder, or a shipped name like 'bou
     if meta.get('format') != FORMAT: raise UserError(f"{path/'oracle.json'}: format {meta.get('format')!r}, expected {FORMAT!r}")
     members, info = {}, {}
     for m in meta['members']:
-        f = path/m['file']
-        if f.suffix != '.safetensors' or Path(m['file']).name != m['file']:
+        if Path(m['file']).suffix != '.safetensors' or Path(m['file']).name != m['file']:
             raise UserError(f"{path/'oracle.json'}: member file {m['file']!r} is not a safetensors file in the folder")
-        if not f.is_file(): raise UserError(f"{f} is missing")
-        if _file_sha256(f) != m['sha256']:
-            raise UserError(f"{f}: SHA-256 does not match oracle.json; refusing a modified weights file")
+    fix = ("restore it from the package: reinstall dcf_teach (`pip install --force-reinstall dcf_teach`, or "
+           "`git checkout -- dcf_teach/assets` in a clone)" if path.resolve().parent == _shipped_root().resolve() else
+           "re-run `dcf-teach train oracle`, or copy the oracle folder again")
+    verify_weights(path, {m['file']: m.get('sha256', '') for m in meta['members']}, 'oracle.json', fix,
+                   files=[m['file'] for m in meta['members']])
+    for m in meta['members']:
+        f = path/m['file']
         try: sd = load_file(str(f))
         except Exception as e: raise UserError(f"{f}: not a valid safetensors file ({e})") from e
         model = model_from_config(m['config'])
@@ -322,6 +325,25 @@ def load_oracle(source: str | Path, # oracle folder, or a shipped name like 'bou
 
 # %% ../nbs/23_oracle.ipynb #8c7fc045
 _log = get_logger(__name__)
+
+class Tensors(dict):
+    "A dict of tensors with the `state_dict`/`load_state_dict` pair `save_train_state` and `load_train_state` expect."
+    def state_dict(self) -> dict: return dict(self)
+    def load_state_dict(self, sd: dict): self.clear(); self.update(sd)
+
+def latest_state(folder: str | Path, # checkpoint folder
+                 prefix: str, # 'e' (epochs) or 's' (steps): states are `<prefix><number>.safetensors/.json`
+                ) -> Path | None:
+    "Stem of the newest complete training state in `folder` (its JSON is written last, so a torn one is skipped)."
+    ks = {int(p.stem[len(prefix):]): p.with_suffix('') for p in Path(folder).glob(f'{prefix}[0-9]*.json')
+          if p.stem[len(prefix):].isdigit() and p.with_suffix('.safetensors').is_file()}
+    return ks[max(ks)] if ks else None
+
+def drop_states(folder: str | Path, prefix: str, keep: int) -> None:
+    "Remove the training states in `folder` other than number `keep` (JSON first, so none is ever half there)."
+    for p in Path(folder).glob(f'{prefix}[0-9]*.json'):
+        if p.stem[len(prefix):].isdigit() and int(p.stem[len(prefix):]) != keep:
+            p.unlink(missing_ok=True); p.with_suffix('.safetensors').unlink(missing_ok=True)
 
 @torch.no_grad()
 def evaluate_member(model: nn.Module, # a member
@@ -350,15 +372,28 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
                deadline: float | None = None, # `time.monotonic()` at which to stop
                name: str = 'member', # label for the progress bar
                progress: bool = True, # show tqdm bars
+               checkpoint: str | Path | None = None, # folder for a resumable state after every epoch (resumes from it)
               ) -> tuple[nn.Module, dict]:
     "Train one member with early stopping on validation loss; returns it at its best epoch and the history."
     from tqdm.auto import tqdm
+    from dcf_teach.train_encoder import load_train_state, save_train_state
     (xt, yt), (xv, yv) = train, val
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best, best_state, best_epoch, history, bad = math.inf, None, -1, [], 0
-    t0, n = time.monotonic(), len(xt)
-    for ep in range(epochs):
+    start, stopped, spent, n = 0, False, 0., len(xt)
+    state = latest_state(checkpoint, 'e') if checkpoint is not None else None
+    if state is not None:  # weights, Adam, best weights, counters and both random streams as they were after that epoch
+        b, rng = Tensors(), Tensors()
+        meta = load_train_state(state, {'model': model, 'best': b, 'rng': rng}, opt)
+        g.set_state(rng['g']); torch.set_rng_state(rng['torch'])  # the global stream drives dropout / drop-connect
+        best_state = dict(b) or None
+        best, best_epoch, history, bad = meta['best'], meta['best_epoch'], meta['history'], meta['bad']
+        start, stopped, spent = meta['epoch'], meta['stopped'], meta['seconds']
+        _log.info(f"resumed {name} at epoch {start}" + (" (finished)" if stopped or start >= epochs else f" of {epochs}"))
+    t0 = time.monotonic() - spent
+    for ep in range(start, epochs):
+        if stopped: break
         model.train()
         perm, tot, seen, stop = torch.randperm(n, generator=g), 0., 0, False
         bar = tqdm(range(0, n, batch_size), desc=f'{name} epoch {ep + 1}/{epochs}', leave=False, disable=None if progress else True)
@@ -378,7 +413,14 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
         _log.info(f"{name} epoch {ep + 1}: train loss {tot/max(seen, 1):.4f}, val loss {vl:.4f}, val acc {va:.3f}")
         if vl < best: best, best_state, best_epoch, bad = vl, copy.deepcopy(model.state_dict()), ep + 1, 0
         else: bad += 1
-        if bad >= patience or stop: break
+        stopped = bad >= patience or stop
+        if checkpoint is not None:
+            rng = Tensors(g=g.get_state(), torch=torch.get_rng_state())
+            save_train_state(Path(checkpoint)/f'e{ep + 1:04d}', {'model': model, 'best': Tensors(best_state or {}), 'rng': rng},
+                             opt, {'member': name, 'epoch': ep + 1, 'best': best, 'best_epoch': best_epoch, 'history': history,
+                                   'bad': bad, 'stopped': stopped, 'seconds': time.monotonic() - t0})
+            drop_states(checkpoint, 'e', keep=ep + 1)
+        if stopped: break
     model.load_state_dict(best_state)
     return model.eval(), {'best_epoch': best_epoch, 'val_loss': best, 'history': history,
                           'seconds': round(time.monotonic() - t0, 1)}
@@ -455,6 +497,25 @@ def oracle_accuracy(oracle: Oracle, # the ensemble
 
 # %% ../nbs/23_oracle.ipynb #ce3e9a49
 BUDGET_WEIGHT = {'resnet18': 0.5, 'mobilenet_v2': 1.0, 'efficientnet_b0': 1.0}  # share of a --minutes budget
+RUN_FORMAT = 'dcf_teach-oracle-run/1'
+
+def start_run(out: str | Path, # the oracle folder; its work folder is `out/.work`
+              resume: bool, # keep (and check) an interrupted run's work folder
+              settings: dict, # everything that decides the result (not the time budget)
+             ) -> Path:
+    "The work folder of a run in `out`: emptied for a fresh run; on resume, checked to hold a run with the same settings."
+    work = Path(out)/'.work'
+    if not resume and work.exists(): shutil.rmtree(work)
+    if resume and (work/'run.json').is_file():
+        try: old = json.loads((work/'run.json').read_text())
+        except ValueError: old = {}
+        new = json.loads(json.dumps(settings))   # the JSON form (tuples -> lists), as written
+        diff = [k for k in sorted(set(old) | set(new)) if k != 'format' and old.get(k) != new.get(k)]
+        if diff:
+            raise UserError(f"--out {out} holds a run started with other settings ({', '.join(f'{k}: {old.get(k)!r} then, {new.get(k)!r} now' for k in diff[:3])}); "
+                            "rerun it with the same options, or pass --force to start over")
+    write_json_atomic(work/'run.json', {**settings, 'format': RUN_FORMAT})
+    return work
 
 def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                  classes: list[str] | str, # the two classes ('a,b' or a list)
@@ -473,6 +534,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                  seed: int = 0, # seed
                  device: str = 'cpu', # torch device
                  progress: bool = True, # progress bars
+                 resume: bool = False, # continue the interrupted run in `out/.work` (else a fresh start)
                 ) -> Oracle:
     "Train the ensemble, report held-out accuracies in `oracle.meta`, and save it to `out` if given."
     classes = classes.split(',') if isinstance(classes, str) else list(classes)
@@ -487,6 +549,10 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
         xt, yt = xt[keep], yt[keep]
     counts = {s: dict(zip(classes, torch.bincount(v[1], minlength=2).tolist())) for s, v in (('train', (xt, yt)), ('val', val), ('test', (xte, yte)))}
     _log.info(f"training oracle {classes[0]} vs {classes[1]} on {counts}")
+    work = start_run(out, resume, {'data': str(data), 'classes': classes, 'resolution': resolution, 'members': list(members),
+                                   'epochs': epochs, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
+                                   'texture': texture, 'width': width, 'pretrained': pretrained, 'max_train': max_train,
+                                   'seed': seed, 'counts': counts}) if out is not None else None
     trained, info = {}, {}
     for k, name in enumerate(members):
         deadline = None
@@ -494,8 +560,10 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
             left, w = t0 + 60*minutes - time.monotonic(), [BUDGET_WEIGHT.get(n, 1.) for n in members[k:]]
             deadline = time.monotonic() + max(left, 0)*w[0]/sum(w)
         m = build_member(name, resolution, width, pretrained, seed=seed + k).to(dev)
+        t1 = time.monotonic()
         m, rec = fit_member(m, (xt.to(dev), yt.to(dev)), (val[0].to(dev), val[1].to(dev)), epochs, patience, batch_size, lr,
-                            texture, seed + k, deadline, name, progress)
+                            texture, seed + k, deadline, name, progress, None if work is None else work/name)
+        t0 -= max(0., rec['seconds'] - (time.monotonic() - t1))  # a resumed member's earlier time counts against --minutes
         trained[name], info[name] = m.cpu().requires_grad_(False), rec
         best_acc = max(h['val_acc'] for h in rec['history'])
         if best_acc < 0.6: _log.warning(f"{name} stayed near chance (best validation accuracy {best_acc:.2f}); "
@@ -595,18 +663,34 @@ def _summary(oracle: Oracle, out: Path | None) -> str:
 @click.option('--device', default='cpu', show_default=True, help="'cpu', 'cuda', 'auto', ...")
 @click.option('--threads', type=click.IntRange(min=1), help='torch CPU threads.')
 @click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
+@click.option('--resume', is_flag=True, help="Continue the interrupted run in OUT from its last epoch checkpoint (same options).")
 def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patience, batch_size, lr, texture, width,
-               max_train, pretrained, seed, device, threads, force):
+               max_train, pretrained, seed, device, threads, force, resume):
     "Train the oracle ensemble (ResNet-18, MobileNet-V2, EfficientNet-B0) for two classes and print held-out accuracies."
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
-    if out.exists() and any(out.iterdir()) and not force:
+    from dcf_teach.checks import check_classes, check_dataset, check_device, check_output
+    check_dataset(data, '--data', check_classes(classes, '--classes', n=2))
+    check_output(out, '--out', 'dir'); check_device(device)
+    _ms = [m.strip() for m in members.split(',') if m.strip()]
+    if not _ms or any(m not in MEMBERS for m in _ms):
+        raise UserError(f"--members {members!r}: choose from {', '.join(MEMBERS)}")
+    if resume and not force:   # what a kill left around: temporary folders next to OUT, temporary files in it
+        for t in [*out.parent.glob(f'.{out.name}.*.tmp'), *out.parent.glob(f'.{out.name}.*.old'), *out.glob('.*.tmp*')]:
+            if t.is_dir() and not t.is_symlink(): shutil.rmtree(t, ignore_errors=True)
+            else: t.unlink(missing_ok=True)
+    run = (out/'.work').is_dir()   # an interrupted run: its checkpoints live in OUT/.work until the oracle is written
+    if resume and not force and not run and (out/'oracle.json').is_file():
+        click.echo(f"nothing to resume: {out} holds a finished oracle"); click.echo(_summary(load_oracle(out), out)); return
+    if run and not resume and not force:
+        raise UserError(f"--out {out} holds an unfinished training run; pass --resume to continue it, or --force to start over")
+    if out.is_dir() and any(p.name != '.work' for p in out.iterdir()) and not force and not (resume and run):
         raise UserError(f"--out {out} exists and is not empty; pass --force to replace it")
     names = [m.strip() for m in members.split(',') if m.strip()]
     bad = [m for m in names if m not in MEMBERS]
     if bad or not names: raise UserError(f"--members: unknown {bad[0] if bad else '(empty)'!r}; choose from {', '.join(MEMBERS)}")
     if threads: torch.set_num_threads(threads)
     o = train_oracle(data, classes, out, resolution, tuple(names), epochs, minutes, patience, batch_size, lr, texture, width,
-                     pretrained, max_train, seed, device, progress=True)
+                     pretrained, max_train, seed, device, progress=True, resume=resume and not force)
     click.echo(_summary(o, out))
 
 # %% ../nbs/23_oracle.ipynb #07512dee

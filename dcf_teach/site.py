@@ -462,15 +462,17 @@ def write_listing(decks: Sequence[Deck], # the decks
 # %% ../nbs/32_site.ipynb #c78a8636
 MARKER = '.dcf_teach_site'
 
-def _check_out(out: Path, decks_dir: Path) -> None:
-    "Refuse output folders whose replacement would lose someone's files."
+def _check_out(out: Path, decks_dir: Path, opt: str = '--out') -> None:
+    "Refuse output folders whose replacement would lose someone's files, or that cannot be written."
+    from dcf_teach.checks import check_output
     o, d = out.resolve(), decks_dir.resolve()
     if o == d or _inside(o, d) or _inside(d, o):
-        raise UserError(f"--out '{out}' must be outside the decks folder '{decks_dir}' and not contain it")
-    if out.exists() and not out.is_dir(): raise UserError(f"--out '{out}' exists and is not a folder")
+        raise UserError(f"{opt} '{out}' must be outside the decks folder '{decks_dir}' and not contain it")
+    if out.exists() and not out.is_dir(): raise UserError(f"{opt} '{out}' exists and is not a folder")
+    check_output(out, opt, 'dir')
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise UserError(f"refusing to replace '{out}': it is not a site built by dcf-teach (no {MARKER}); "
-                        "choose another --out or empty it")
+        raise UserError(f"{opt} '{out}': refusing to replace it, it is not a site built by dcf-teach (no {MARKER}); "
+                        f"choose another {opt} or empty it")
 
 @contextmanager
 def _staging(out: Path):

@@ -39,16 +39,22 @@ train_cli = LazyGroup('train', lazy={
 @click.option('--batch-size', type=click.IntRange(min=1), default=32, show_default=True, help='Decoder batch size.')
 @click.option('--name', default=None, help='Model name for the model card [default: OUT folder name].')
 @click.option('--resume', is_flag=True, help='Continue the run in OUT where it stopped.')
+@click.option('--checkpoint-minutes', type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True, help='Wall time between resumable checkpoints.')
 @click.option('--threads', type=click.IntRange(min=1), default=None, help='torch CPU threads [default: torch default].')
 @click.option('--seed', type=int, default=0, show_default=True)
 def decoder_cmd(data, out, minutes, steps, encoder_minutes, encoder_steps, resolution, classes, augment, no_recolor,
-                batch_size, name, resume, threads, seed):
+                batch_size, name, resume, checkpoint_minutes, threads, seed):
     "Train an embedded-default model on DATA: contrastive encoder, embedding check, then the decoder."
     import torch
     from dcf_teach.train_encoder import EncoderTrainConfig, augment_config
     from dcf_teach.train_decoder import DecoderTrainConfig, train_model
     if threads: torch.set_num_threads(threads)
+    from dcf_teach.checks import check_classes, check_dataset, check_output
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
+    check_dataset(data, '--data', check_classes(classes, '--classes', n=None) if classes else None)
+    check_output(out, '--out', 'dir')
+    if not resume and out.is_dir() and any(out.iterdir()) and not ((out/'.train').is_dir() or (out/'unet').is_dir()):
+        raise UserError(f"--out {out} exists, is not empty and holds no model or training run; choose another --out")
     aug = augment_config(augment)
     if no_recolor: aug.recolor = 0.
     enc = EncoderTrainConfig(steps=encoder_steps, minutes=encoder_minutes or (None if encoder_steps else 12.0),
@@ -57,7 +63,7 @@ def decoder_cmd(data, out, minutes, steps, encoder_minutes, encoder_steps, resol
                              batch_size=batch_size, seed=seed)
     progress = sys.stderr.isatty()
     m = train_model(data, out, dec, enc, classes=classes.split(',') if classes else None, name=name, resume=resume,
-                    progress=progress, echo=click.echo)
+                    progress=progress, checkpoint_minutes=checkpoint_minutes, echo=click.echo)
     d = m.get('decoder', {})
     click.echo(f"wrote {out}: encoder {m['encoder']['steps']} steps, decoder {d.get('steps')} steps "
                f"({d.get('minutes', 0):.1f} min), final ε-MSE {d.get('final_loss') or float('nan'):.4f}")

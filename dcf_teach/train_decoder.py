@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import UserError, atomic_path, get_logger, write_json_atomic, write_text_atomic
+from .core import UserError, atomic_path, get_logger, weight_hashes, write_json_atomic, write_text_atomic
 from .train_encoder import (EncoderTrainConfig, augment_config, budget_progress, check_embeddings,
     embed_images, ema_update, format_check, load_images, load_train_state, lr_at, make_encoder, make_processor,
     save_train_state, train_encoder, zero_image_embed, _cfg_dict, _subsample)
@@ -125,7 +125,7 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
         meta = load_train_state(state_path, {'model': unet, 'ema': ema}, opt)
         step, elapsed, hist = meta['step'], meta['elapsed'], meta['history']
         _log.info(f"decoder: resumed at step {step} ({elapsed / 60:.1f} min)")
-    g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+    g = torch.Generator()
 
     def meta():
         recent = [h['loss'] for h in hist[-200:]]
@@ -141,6 +141,7 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
                total=cfg.steps if cfg.steps and not cfg.minutes else None)
     t_last = last_save = time.time(); B = min(cfg.batch_size, len(images)); run_loss = None
     while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1:
+        g.manual_seed(cfg.seed * 1000003 + step)   # each step's draws depend on the step only: a resumed run repeats them
         idx = torch.randint(len(images), (B,), generator=g)
         flip = (torch.rand(B, generator=g) < 0.5) if cfg.hflip else torch.zeros(B, dtype=torch.bool)
         x0 = images[idx].float() / 127.5 - 1
@@ -196,7 +197,8 @@ def export_model(out: str | Path, # model folder
         'image_encoder': ['transformers', 'CLIPVisionModelWithProjection'],
         'image_processor': ['transformers', 'CLIPImageProcessor'], 'movq': [None, None]})
     write_json_atomic(out/MODEL_META_FILE, {'library_version': __version__, 'resolution': unet.config.sample_size,
-                                            'pixel_space': True, 'value_range': [-1, 1], 'zero_image': 'black', **meta})
+                                            'pixel_space': True, 'value_range': [-1, 1], 'zero_image': 'black', **meta,
+                                            'weights': weight_hashes(out)})   # SHA-256 per weight file, checked on load
     write_text_atomic(out/'README.md', model_card(meta | {'resolution': unet.config.sample_size,
         'n_params_unet': sum(p.numel() for p in unet.parameters()),
         'n_params_encoder': sum(p.numel() for p in encoder.parameters())}, out))
@@ -308,6 +310,7 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
     out = Path(out); work = out/'.train'
     if out.exists() and any(out.iterdir()) and not resume and (work/'encoder_state.json').exists():
         raise UserError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    load_dataset(data, classes=classes)   # check the data (bad files: skipped, with a warning each) before writing anything
     work.mkdir(parents=True, exist_ok=True)
     if resume:      # a resumed run keeps its recipe (augmentations, sizes, rates); only the budget is new
         if (work/'decoder_state.json').exists(): decoder = resumed_config(decoder, work/'decoder_state.json', 'decoder')

@@ -370,8 +370,10 @@ def save_train_state(path: str | Path, # state file stem: writes `<path>.safeten
         for pid, st in sd['state'].items():
             for n, v in st.items(): tensors[f'optim.{pid}.{n}'] = torch.as_tensor(v).detach().contiguous().clone()
         groups = sd['param_groups']
-    with atomic_path(path.with_suffix('.safetensors')) as tmp: save_file(tensors, str(tmp))
-    write_json_atomic(path.with_suffix('.json'), {**meta, 'optimizer_param_groups': groups})
+    meta = {**meta, 'optimizer_param_groups': groups}
+    with atomic_path(path.with_suffix('.safetensors')) as tmp:   # the state is one file: weights and metadata together
+        save_file(tensors, str(tmp), metadata={'dcf_teach_train_state': json.dumps(meta, default=str)})
+    write_json_atomic(path.with_suffix('.json'), meta)   # a readable copy; a kill between the two writes is harmless
 
 def load_train_state(path: str | Path, # state file stem
                      modules: dict, # name -> nn.Module to load into
@@ -382,8 +384,10 @@ def load_train_state(path: str | Path, # state file stem
     path = Path(path)
     if not path.with_suffix('.safetensors').exists() or not path.with_suffix('.json').exists():
         raise UserError(f"no training state at {path}.safetensors/.json")
+    from safetensors import safe_open
     t = load_file(str(path.with_suffix('.safetensors')))
-    meta = json.loads(path.with_suffix('.json').read_text())
+    with safe_open(str(path.with_suffix('.safetensors')), 'pt') as f: packed = (f.metadata() or {}).get('dcf_teach_train_state')
+    meta = json.loads(packed) if packed else json.loads(path.with_suffix('.json').read_text())
     for k, m in modules.items():
         m.load_state_dict({n[len(k) + 1:]: v for n, v in t.items() if n.startswith(k + '.')})
     if optimizer is not None:
@@ -442,7 +446,7 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
         _log.info(f"encoder: resumed at step {step} ({elapsed / 60:.1f} min)")
     if train_images.shape[-1] != cfg.resolution:
         raise UserError(f"training images are {train_images.shape[-1]} px but the encoder expects {cfg.resolution} px")
-    g = torch.Generator().manual_seed(cfg.seed * 1000003 + step)
+    g = torch.Generator()
     pool = two_tone_stats(train_images)
     fit_val = None
     if val is not None:
@@ -464,6 +468,7 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
                total=cfg.steps if cfg.steps and not cfg.minutes else None)
     t_last, last_save, B = time.time(), time.time(), min(cfg.batch_images, len(train_images))
     while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1:
+        g.manual_seed(cfg.seed * 1000003 + step)   # each step's draws depend on the step only: a resumed run repeats them
         idx = torch.randint(len(train_images), (B,), generator=g)
         x = train_images[idx].float() / 255
         tones = {k: v[idx] for k, v in pool.items()}

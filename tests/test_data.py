@@ -112,7 +112,8 @@ def test_check_skip_bad_reports_skips(cli, tmp_path):
     skipped = [l for l in r.stdout.splitlines() if l.startswith('skipped')]
     assert len(skipped) == 3, r.stdout
     assert "11 images" in r.stdout  # 13 readable minus both copies of the duplicate
-    assert len(load_dataset(root, skip_bad=True)) == 11
+    assert len(load_dataset(root, skip_duplicates=True)) == 11
+    assert len(load_dataset(root)) == 13  # by default only the unreadable files are left out
 
 
 def test_check_all_bad_class_is_empty_after_skipping(cli, tmp_path):

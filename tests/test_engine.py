@@ -237,8 +237,12 @@ def test_missing_and_broken_model_folders(tmp_path, cp):
         load_components(tmp_path / "nope")
     f = save_components(cp, tmp_path / "m")
     (f / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(UserError, match=r"unet/diffusion_pytorch_model.safetensors is corrupted"):
+        load_components(f)      # the SHA-256 recorded in dcf_teach.json catches it first
+    meta = json.loads((f / "dcf_teach.json").read_text()); del meta["weights"]
+    (f / "dcf_teach.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match=r"cannot load unet/"):
-        load_components(f)
+        load_components(f)      # a folder without recorded hashes: the loader's own error
 
 
 def test_shipped_model_names(tmp_path, monkeypatch, cp):

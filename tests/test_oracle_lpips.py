@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dcf_teach.core import UserError
+from dcf_teach.core import UserError, file_sha256
 from dcf_teach import lpips as L
 from dcf_teach import oracle as O
 from dcf_teach.core import test_close_f32
@@ -119,7 +119,7 @@ def test_oracle_refuses_tampered_or_pickled_weights(tmp_path):
     t = tmp_path/'t2'; shutil.copytree(good, t)
     f = t/'resnet18.safetensors'; f.write_bytes(pickle.dumps({'w': np.zeros(3)}))
     meta = json.loads((t/'oracle.json').read_text())
-    meta['members'][0]['sha256'] = O._file_sha256(f)
+    meta['members'][0]['sha256'] = file_sha256(f)
     (t/'oracle.json').write_text(json.dumps(meta))
     with pytest.raises(UserError, match='not a valid safetensors'): O.load_oracle(t)
     # 3. oracle.json pointing at a .pth / a path outside the folder
