@@ -459,8 +459,10 @@ def evaluate(c: Components, # the models
     dirs = torch.stack([bank.direction(s, t) for s, t in zip(held.sources, held.targets)]) if n else None
     mi, mr = config.nfe_inversion_step(), config.nfe_regeneration_step()
     bs = max(1, int(batch_size))
-    for s in tqdm(range(0, len(todo), bs), disable=not progress, desc=f'search ω={config.omega:g}', unit='batch'):
-        idx = todo[s:s + bs]
+    # batches are cut from the full list, so a resumed run searches the same batches as an uninterrupted one (the same
+    # kernels on the same shapes: the same floats); a batch with any image missing is searched whole again
+    batches = [b for b in (list(range(s, min(n, s + bs))) for s in range(0, n, bs)) if any(recs[i] is None for i in b)]
+    for idx in tqdm(batches, disable=not progress, desc=f'search ω={config.omega:g}', unit='batch'):
         res, secs = _search_batch(c, held.images[idx], dirs[idx], oracle, config, False)
         total_nfe = max(1, sum(r.nfe for r in res))
         met = image_metrics(held.images[idx], torch.stack([r.counterfactual for r in res]))
@@ -588,8 +590,8 @@ def reconstruction_errors(c: Components, # the models
         hit = store.get(k) if store is not None else None
         if hit is not None: out[i] = hit[0]['error']
     todo = [i for i in range(len(images)) if not np.isfinite(out[i])]
-    for s in range(0, len(todo), max(1, batch_size)):
-        idx = todo[s:s + batch_size]
+    bs = max(1, batch_size)   # batches from the full list, as in `evaluate`: a resumed run computes the same floats
+    for idx in [b for b in (list(range(s, min(len(images), s + bs))) for s in range(0, len(images), bs)) if set(b) & set(todo)]:
         inv = invert(c, images[idx], config.n_steps, config.condition, config.inversion_guidance_scale,
                      zero_last_noise=False, min_t_skip=0, seed=config.seed)
         g = 1.0 if config.condition == 'zero' else config.inversion_guidance_scale

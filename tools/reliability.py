@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 DCF = str(BIN / 'dcf-teach')
 
 # JSON keys whose values are wall-clock measurements, dates or file locations: the only ones allowed to differ
-TIMING_KEY = re.compile(r'(second|timing|from_cache|minutes|^s_per|_s$|time|date|elapsed|wall|duration|created|_at$|speed|per_s|'
+TIMING_KEY = re.compile(r'(second|timing|from_cache|^cached$|^computed$|minutes|^s_per|_s$|time|date|elapsed|wall|duration|created|_at$|speed|per_s|'
                         r'throughput|papermill|^path$|_path$|^out$|^out_dir$|cache_dir|^start|^end$)', re.I)
 TEMP_NAME = re.compile(r'^\..*\.tmp|\.tmp$|^\.[^/]*\.partial|^\.tmp')
 
@@ -75,8 +75,9 @@ def compare_outputs(ref: Path, got: Path, globs: list[str], text_skip=()) -> lis
     "Differences between two output folders over `globs`: byte equality, JSON equality apart from timing fields."
     diffs = []
     for g in globs:
-        a = sorted(p.relative_to(ref) for p in ref.glob(g) if p.is_file())
-        b = sorted(p.relative_to(got) for p in got.glob(g) if p.is_file())
+        final = lambda root: sorted(r for r in (p.relative_to(root) for p in root.glob(g) if p.is_file())
+                                    if not any(TEMP_NAME.search(part) for part in r.parts))
+        a, b = final(ref), final(got)
         if a != b: diffs.append(f'{g}: files differ: only in reference {sorted(set(a) - set(b))[:3]}, only in rerun {sorted(set(b) - set(a))[:3]}')
         for r in sorted(set(a) & set(b)):
             x, y = ref / r, got / r
@@ -85,8 +86,9 @@ def compare_outputs(ref: Path, got: Path, globs: list[str], text_skip=()) -> lis
                 tx = x.read_text().replace(str(ref.parent), '<trial>')   # paths inside the trial folder
                 ty = y.read_text().replace(str(got.parent), '<trial>')
                 lx, ly = (tx.splitlines(), ty.splitlines()) if r.suffix == '.jsonl' else ([tx], [ty])
-                if [_strip_timing(json.loads(v)) for v in lx] != [_strip_timing(json.loads(v)) for v in ly]:
-                    diffs.append(f'{r}: JSON differs beyond timing fields')
+                try: same = [_strip_timing(json.loads(v)) for v in lx] == [_strip_timing(json.loads(v)) for v in ly]
+                except ValueError: same = False
+                if not same: diffs.append(f'{r}: JSON differs beyond timing fields (or does not parse)')
             elif r.name in text_skip: continue
             elif x.read_bytes() != y.read_bytes(): diffs.append(f'{r}: bytes differ')
     return diffs
@@ -102,6 +104,7 @@ class Job:
     compare: list[str]                    # globs under `outputs` that must match the reference
     prepare: list[list[str]] = field(default_factory=list)   # commands run once into the shared inputs folder
     resumed: str | None = None            # a log line the rerun prints when it resumed from a checkpoint
+    checkpoint: str | None = None         # glob (under `outputs`) of the resumable state, if the command has one
     text_skip: tuple = ()                 # files compared for wholeness only (their text carries timings)
 
 
@@ -113,20 +116,35 @@ def jobs(kb: str) -> dict[str, Job]:
              '--records', 'bench/records.jsonl', '--no-control']
     dec = ['train', 'decoder', '--data', kb, '--out', 'model', '--steps', '40', '--encoder-steps', '30',
            '--checkpoint-minutes', '0.05', '--threads', '1']
-    orc = ['train', 'oracle', '--data', kb, '--classes', 'bouba,kiki', '--out', 'oracle', '--epochs', '3', '--width', '0.25',
-           '--members', 'resnet18,mobilenet_v2', '--threads', '1']
-    lora = ['train', 'lora', '--model', 'kikibouba', '--data', kb, '--out', 'adapter', '--steps', '24', '--batch-size', '4',
-            '--val-n', '4', '--val-every', '8', '--val-steps', '8', '--threads', '1']
+    orc = ['train', 'oracle', '--data', kb, '--classes', 'bouba,kiki', '--out', 'oracle', '--epochs', '12', '--patience', '12',
+           '--threads', '1']
+    lora = ['train', 'lora', '--model', 'kikibouba', '--data', kb, '--out', 'adapter', '--steps', '120', '--batch-size', '4',
+            '--val-n', '0', '--val-every', '5', '--checkpoint-steps', '2', '--threads', '1']
     return {
         'deck': Job('make deck (kikibouba deck)', deck, deck, 'deck', ['media/**/*', 'metrics.json', 'thumbnail.png']),
         'bench': Job('dcf-teach bench', bench, bench, 'bench', ['*.json', '*.jsonl', '*.png']),
         'train-decoder': Job('dcf-teach train decoder', dec, dec + ['--resume'], 'model',
                              ['unet/*', 'image_encoder/*', 'image_processor/*', 'scheduler/*', 'dcf_teach.json'],
-                             resumed='resumed at step'),
-        'train-oracle': Job('dcf-teach train oracle', orc, orc, 'oracle', ['*.safetensors', '*.json'], resumed='resumed'),
-        'train-lora': Job('dcf-teach train lora', lora, lora + ['--resume'], 'adapter', ['*.safetensors', '*.json'],
-                          resumed='resumed at step'),
+                             resumed='resumed at step', checkpoint='.train/*_state.safetensors'),
+        'train-oracle': Job('dcf-teach train oracle', orc, orc + ['--resume'], 'oracle', ['*.safetensors', 'oracle.json'],
+                            resumed='resumed', checkpoint='.work/**/*.safetensors'),
+        'train-lora': Job('dcf-teach train lora', lora, lora + ['--resume'], 'adapter',
+                          ['*.safetensors', '*.json', 'last/*.safetensors', 'last/*.json'], resumed='resumed at step',
+                          checkpoint='.work/*.safetensors'),
     }
+
+
+def kill_tree(p: subprocess.Popen) -> None:
+    "SIGKILL the process, its group and every descendant (a deck's Jupyter kernel runs in a session of its own)."
+    import psutil
+    try: kids = psutil.Process(p.pid).children(recursive=True)
+    except psutil.NoSuchProcess: kids = []
+    for q in [p.pid, *(k.pid for k in kids)]:
+        try: os.kill(q, signal.SIGKILL)
+        except ProcessLookupError: pass
+    try: os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError: pass
+    p.wait()
 
 
 def run(argv, cwd, env, timeout=900) -> subprocess.CompletedProcess:
@@ -149,19 +167,22 @@ def kill_trials(names: list[str], n: int, seed: int, work: Path, log) -> dict:
         if r.returncode:
             figures[name] = {'error': f'reference run failed: {r.stderr.strip().splitlines()[-1:]}'}; log(f'{name}: reference failed\n{r.stderr[-2000:]}'); continue
         log(f'{name}: uninterrupted run {T:.1f} s')
-        f = {'command': job.name, 'reference_seconds': round(T, 1), 'kills': 0, 'identical': 0, 'resumed': 0,
+        f = {'command': job.name, 'reference_seconds': round(T, 1), 'tries': 0, 'kills': 0, 'identical': 0, 'checkpoint_at_kill': 0, 'resumed': 0,
              'half_written_files': 0, 'failed_reruns': 0, 'problems': []}
-        for i in range(n):
+        tries = 0
+        while f['kills'] < n and tries < 2 * n:   # n real kills: a draw after the run had finished does not count
+            i, tries = tries, tries + 1
             trial = work / name / f'kill{i:02d}'; shutil.rmtree(trial, ignore_errors=True); trial.mkdir(parents=True)
             delay = rng.uniform(0.03, 0.97) * T
             p = subprocess.Popen([DCF, *job.argv], cwd=trial, env=_env(trial), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
             try: p.wait(timeout=delay); finished = True
             except subprocess.TimeoutExpired: finished = False
-            if not finished:
-                os.killpg(p.pid, signal.SIGKILL); p.wait()
+            if not finished: kill_tree(p)
             f['kills'] += 0 if finished else 1
             bad = broken_files(trial / job.outputs)
+            had_ckpt = bool(job.checkpoint and not finished and list((trial / job.outputs).glob(job.checkpoint)))
+            f['checkpoint_at_kill'] += had_ckpt
             f['half_written_files'] += len(bad)
             r2 = run(job.rerun, trial, _env(trial))
             if r2.returncode:
@@ -169,12 +190,14 @@ def kill_trials(names: list[str], n: int, seed: int, work: Path, log) -> dict:
                 continue
             resumed = bool(job.resumed and job.resumed in (r2.stderr + r2.stdout))
             f['resumed'] += resumed
+            if had_ckpt and not resumed: f['problems'].append(f'kill at {delay:.1f} s: a checkpoint was there but the rerun did not say it resumed')
             diffs = compare_outputs(ref / job.outputs, trial / job.outputs, job.compare, job.text_skip)
             f['identical'] += not diffs and not bad
             if bad or diffs: f['problems'].append(f'kill at {delay:.1f} s: ' + '; '.join((bad + diffs)[:4]))
-            log(f'{name}: kill {i + 1}/{n} at {delay:5.1f} s{" (finished first)" if finished else ""}: '
+            log(f'{name}: try {i + 1}, kill {f["kills"]}/{n} at {delay:5.1f} s{" (finished first)" if finished else ""}: '
                 f'{"identical" if not diffs and not bad else "DIFFERENT"}{", resumed" if resumed else ""}')
             if not diffs and not bad: shutil.rmtree(trial, ignore_errors=True)   # kept for a look otherwise
+        f['tries'] = tries
         figures[name] = f
     return figures
 
