@@ -72,9 +72,10 @@ def check_classes(s: str | Sequence[str] | None, # 'A,B' or a list
     "The class names of `s` (None stays None), or a one-line `UserError`."
     if s is None: return None
     names = [c.strip() for c in (s.split(',') if isinstance(s, str) else s) if str(c).strip()]
-    if len(set(names)) != len(names): raise UserError(f"{opt} {s!r}: a class is repeated")
+    want = 'two' if n == 2 else f'exactly {n}' if n else 'at least two'
+    if len(set(names)) != len(names): raise UserError(f"{opt} {s!r}: a class is repeated; need {want} different class names")
     if (n is not None and len(names) != n) or len(names) < 2:
-        raise UserError(f"{opt} {s!r}: give {'exactly ' + str(n) if n else 'at least two'} different classes, like 'A,B'")
+        raise UserError(f"{opt} {s!r}: need {want} different class names, like 'A,B'")
     return names
 
 def check_finite(v: float | None, # a number option (None: not given)
@@ -120,8 +121,8 @@ def check_model(model: str | Path | None, # folder, 'default', shipped name or h
         raise UserError(e.message if opt in e.message else f"{opt} {model}: {e.message}") from None
     if kind == 'hub':
         from dcf_teach.models import hub_offline
-        if hub_offline(): raise UserError(f"{opt} {model!r}: no such model folder or shipped model, and a hub id needs the hub "
-                                          "(HF_HUB_OFFLINE is set); pass a local model folder")
+        if hub_offline(): raise UserError(f"{opt} {model!r}: no such model folder or shipped model, and the hub is offline "
+                                          "(HF_HUB_OFFLINE) so it cannot load a hub id; pass a local model folder")
     if kind == 'folder':
         missing = [s for s in ('unet', 'image_encoder', 'image_processor') if not (Path(where)/s).is_dir()]
         if missing: raise UserError(f"{opt} {model}: not a model folder (no {missing[0]}/; expected unet/, image_encoder/, image_processor/)")
@@ -140,12 +141,14 @@ def check_dataset_spec(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion
                        classes: str | Sequence[str] | None = None, # the two classes (default: the dataset's)
                        opt: str = '--dataset', # the option (named in the error)
                        classes_opt: str = '--classes', # the classes' option
+                       n: int | None = None, # held-out images the command will search, half each way (checked for folders)
+                       n_opt: str = '--n', # their option
                       ):
     "Check what `dcf_teach.evaluate.resolve_dataset` will accept, without generating or exporting anything."
-    from dcf_teach.evaluate import NAMED_DATASETS
     cls = check_classes(classes, classes_opt) if classes is not None and str(classes).strip() else None
     key = str(dataset).strip().lower()
     if key in ('kikibouba', 'accretion'):
+        from dcf_teach.evaluate import NAMED_DATASETS
         if cls is not None and tuple(sorted(cls)) != tuple(NAMED_DATASETS[key]['classes']):
             raise UserError(f"{classes_opt} {','.join(cls)}: {key} has the classes {','.join(NAMED_DATASETS[key]['classes'])}")
         return key
@@ -153,9 +156,17 @@ def check_dataset_spec(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion
         from dcf_teach.fashion_mnist import fashion_class
         if cls is not None: check_classes([fashion_class(c) for c in cls], classes_opt)
         return key
+    if not Path(dataset).expanduser().exists() and not Path(dataset).expanduser().is_symlink():
+        raise UserError(f"{opt} {dataset}: not kikibouba, accretion, fashion-mnist or an existing folder")
     ds = check_dataset(dataset, opt, cls)
     if len(ds.classes) != 2:
         raise UserError(f"{opt} {dataset} has {len(ds.classes)} classes ({', '.join(ds.classes)}); choose two with {classes_opt} A,B")
+    if n is not None:    # the held-out (test) images `dcf_teach.evaluate.prepare` will need
+        from dcf_teach.data import load_dataset
+        test = load_dataset(dataset, split='test', classes=list(ds.classes))
+        for k, want in enumerate((n - n // 2, n // 2)):
+            have = int((test.labels == k).sum())
+            if have < want: raise UserError(f"{n_opt} {n}: class {ds.classes[k]!r} of {dataset} has only {have} held-out (test) images, {want} needed")
     return ds
 
 def check_adapter(adapter: str | Path | None, # LoRA adapter folder (None: not given)

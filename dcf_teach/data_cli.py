@@ -71,10 +71,8 @@ def accretion_cmd(out, n_per_class, size, seed, force):
 @click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
 def fashion_mnist_cmd(classes, out, n_per_class, source, size, force):
     "Export Fashion-MNIST classes (official train/test split, plus a val split carved from train)."
-    from dcf_teach.checks import check_input
     from dcf_teach.fashion_mnist import export_fashion_mnist
-    _check_out(out, force)
-    if source is not None: check_input(source, '--source', 'dir')
+    _check_out(out, force)   # --classes and --source are checked by `export_fashion_mnist` before it writes
     _done(export_fashion_mnist(out, classes, n_per_class=n_per_class, source=source, size=size, force=force))
 
 # %% ../nbs/05_data_cli.ipynb #6612721b

@@ -790,7 +790,11 @@ def ensure_kernel(kernel: str = 'python3', # kernel name
                  ) -> str:
     "Check that `kernel` runs this Python; warn if another interpreter's kernel spec shadows it."
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    try: spec = KernelSpecManager().get_kernel_spec(kernel)
+    from jupyter_core.paths import jupyter_path
+    dirs = jupyter_path('kernels')   # plus IPython's kernels folder only if it exists (looking it up would create ~/.ipython)
+    ipy = Path(os.environ.get('IPYTHONDIR') or Path.home() / '.ipython').expanduser() / 'kernels'
+    if ipy.is_dir(): dirs.append(str(ipy))
+    try: spec = KernelSpecManager(kernel_dirs=dirs).get_kernel_spec(kernel)
     except NoSuchKernel:
         raise UserError(f"no Jupyter kernel {kernel!r}; register this Python's with "
                         f"`{sys.executable} -m ipykernel install --sys-prefix --name {kernel}`") from None
@@ -845,17 +849,17 @@ def check_deck(out_dir: str | Path, # the deck folder (not created)
     params = {k: coerce_parameter(k, v, spec[k]) for k, v in params.items()}
     out = Path(out_dir).expanduser()
     check_output(out, '--out', 'dir')
-    ensure_kernel(kernel)
     full = {}
     for k, v in spec.items():
         try: full[k] = ast.literal_eval(v['default'])
         except (ValueError, SyntaxError): full[k] = v['default']
     try: cfg = resolve_deck_params({**full, **params, 'out_dir': str(out)}, tiny=False)
-    except KeyError: return tpl, params       # a template with other parameters than make_deck.ipynb's
-    check_dataset_spec(cfg.dataset, cfg.order, '--dataset')
+    except KeyError: ensure_kernel(kernel); return tpl, params       # a template with other parameters than make_deck.ipynb's
+    check_dataset_spec(cfg.dataset, cfg.order, '--dataset', n=cfg.n_images, n_opt='n_images')
     check_model(cfg.model, 'model'); check_oracle(cfg.oracle, 'oracle'); check_adapter(cfg.adapter, 'adapter')
     check_device(cfg.device, 'device')
     if cfg.cache is not None: check_output(cfg.cache, 'cache_dir', 'dir')
+    ensure_kernel(kernel)
     return tpl, params
 
 def run_deck(out_dir: str | Path, # the deck folder (created)
