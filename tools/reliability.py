@@ -209,10 +209,12 @@ def concurrent_decks(work: Path, log) -> dict:
     env = _env(d)
     ps = []
     for k in ('a', 'b'):
-        argv = [a if a != 'deck' or i != 3 else f'deck-{k}' for i, a in enumerate(job.argv)]
+        argv = list(job.argv); argv[argv.index('--out') + 1] = f'deck-{k}'
         ps.append(subprocess.Popen([DCF, *argv], cwd=d, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-    rcs = [p.wait(timeout=1800) for p in ps]
-    diffs = compare_outputs(d / 'deck-a', d / 'deck-b', job.compare, job.text_skip) if not any(rcs) else ['a build failed']
+    errs = [p.communicate(timeout=1800)[1] for p in ps]
+    rcs = [p.returncode for p in ps]
+    diffs = compare_outputs(d / 'deck-a', d / 'deck-b', job.compare, job.text_skip) if not any(rcs) else \
+        [f'build {k} failed: {(e.strip().splitlines() or [""])[-1][:200]}' for k, e, rc in zip('ab', errs, rcs) if rc]
     log(f'two deck builds on one cache: exit {rcs}, {"identical" if not diffs else diffs[:3]}')
     return {'exit_codes': rcs, 'identical': not diffs, 'problems': diffs[:5]}
 
