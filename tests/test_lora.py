@@ -97,7 +97,7 @@ def test_bad_adapter_folders_give_one_line_errors(run):
     bad = d/'bad'
     shutil.copytree(d/'ad'/'last', bad/'missing')
     (bad/'missing'/'adapter_model.safetensors').unlink()
-    _one_line_error(_edit(d, bad/'missing'), 'no adapter_model.safetensors')
+    _one_line_error(_edit(d, bad/'missing'), 'no LoRA adapter in it')
     shutil.copytree(d/'ad'/'last', bad/'pickle')
     from safetensors.torch import load_file
     torch.save(load_file(str(bad/'pickle'/'adapter_model.safetensors')), bad/'pickle'/'adapter_model.bin')
@@ -107,7 +107,7 @@ def test_bad_adapter_folders_give_one_line_errors(run):
     (bad/'noconfig'/'adapter_config.json').unlink()
     _one_line_error(_edit(d, bad/'noconfig'), 'adapter_config.json')
     (bad/'empty').mkdir()
-    _one_line_error(_edit(d, bad/'empty'), 'adapter_config.json')
+    _one_line_error(_edit(d, bad/'empty'), 'no LoRA adapter in it')
     _one_line_error(_edit(d, bad/'nope'), 'no such folder')
 
 
