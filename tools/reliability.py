@@ -252,7 +252,8 @@ def main(argv=None):
         fig['concurrent_decks'] = concurrent_decks(work / 'kills', log)
     k = fig.get('kills', {})
     if k:
-        fig['kills_total'] = {'kills': sum(v.get('kills', 0) for v in k.values()),
+        fig['kills_total'] = {'tries': sum(v.get('tries', 0) for v in k.values()),
+                              'kills': sum(v.get('kills', 0) for v in k.values()),
                               'identical': sum(v.get('identical', 0) for v in k.values()),
                               'resumed_from_checkpoint': sum(v.get('resumed', 0) for v in k.values()),
                               'half_written_files': sum(v.get('half_written_files', 0) for v in k.values())}
