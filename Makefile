@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup system-deps test test-kernels reliability lint-nbs sync-check nbtest pytest readme deck clean-venv
+.PHONY: setup system-deps test test-kernels reliability lint-nbs lint-imports sync-check nbtest pytest readme deck clean-venv
 
 setup: $(VENV)/.stamp-setup
 
@@ -40,6 +40,10 @@ $(VENV)/.stamp-setup: requirements.txt pyproject.toml tools/system-deps.sh
 lint-nbs: setup
 	@$(BIN)/python tools/check_sync.py
 
+# the layer contracts in pyproject.toml [tool.importlinter] (function-local imports count too)
+lint-imports: setup
+	@$(BIN)/lint-imports --no-cache
+
 readme: setup
 	@$(BIN)/python tools/make_readme.py
 
@@ -51,6 +55,7 @@ pytest: setup
 
 test: setup
 	@$(MAKE) --no-print-directory lint-nbs
+	@$(MAKE) --no-print-directory lint-imports
 	@$(MAKE) --no-print-directory nbtest
 	@$(MAKE) --no-print-directory pytest
 	@echo "make test: all checks passed"

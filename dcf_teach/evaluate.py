@@ -238,14 +238,16 @@ def _state_hash(module, max_params: int = 50_000_000) -> str:
         if small: h.update(content_hash(sd[k].float()).encode())
     return h.hexdigest()[:16]
 
-ENGINE_FILES = ('models.py', 'embeddings.py', 'inversion.py', 'counterfactual.py', 'search.py', 'lpips.py',
+ENGINE_FILES = ('models.py', 'adapters.py', 'embeddings.py', 'inversion.py', 'counterfactual.py', 'search.py', 'lpips.py',
                 'kikibouba.py', 'accretion.py', 'evaluate.py') # the code a cached result depends on
 
 def engine_fingerprint() -> str:
     "Hash of the installed source of `ENGINE_FILES`: cached results expire when the method's code changes."
     import dcf_teach
     root = Path(dcf_teach.__file__).parent
-    return content_hash(b''.join((root/f).read_bytes() if (root/f).is_file() else b'' for f in ENGINE_FILES))[:16]
+    missing = [f for f in ENGINE_FILES if not (root/f).is_file()]   # a moved file must not silently stop caches expiring
+    if missing: raise RuntimeError(f"engine_fingerprint: {', '.join(missing)} not in {root}; update ENGINE_FILES")
+    return content_hash(b''.join((root/f).read_bytes() for f in ENGINE_FILES))[:16]
 
 def model_fingerprint(c: Components) -> str:
     "Id of the decoder + encoder (+ MoVQ, adapter, scheduler, CFG negative) and the engine code: copies of a model share it."

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from . import __version__
 from .core import (UserError, content_hash, get_logger, resolve_device, verify_weights, weight_hashes,
                             write_json_atomic)
+from .adapters import load_adapter
 
 _log = get_logger(__name__)
 
@@ -479,8 +480,7 @@ def apply_adapter(c: Components, # the models
     p = Path(adapter)
     if not p.is_dir(): raise UserError(f"--adapter {adapter}: no such folder")
     if not ((p/'pytorch_lora_weights.safetensors').is_file() and not (p/'adapter_config.json').exists()):
-        from dcf_teach.lora import load_adapter   # peft folder: file, fingerprint and fit checks, optional merge
-        return load_adapter(c, p, merge=merge)
+        return load_adapter(c, p, merge=merge)   # peft folder: file, fingerprint and fit checks, optional merge
     try: c.unet.load_lora_adapter(str(p), adapter_name='dcf', prefix=None, use_safetensors=True)
     except Exception as e:
         raise UserError(f"--adapter {adapter}: cannot load the LoRA adapter ({type(e).__name__}: {str(e)[:200]})") from e

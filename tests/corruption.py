@@ -93,7 +93,7 @@ def oracle_case(tmp: Path, member: str = 'resnet18.safetensors', damage=flip_mid
 
 def make_adapter(folder: Path):
     "A small LoRA adapter folder on the dummy pixel components (and the components it belongs to)."
-    from dcf_teach.lora import add_lora, base_fingerprint, save_adapter
+    from dcf_teach.adapters import add_lora, base_fingerprint, save_adapter
     from dcf_teach.models import dummy_components
     c = dummy_components(latent=False)
     pm = add_lora(c)
@@ -105,7 +105,7 @@ def make_adapter(folder: Path):
 
 def adapter_case(tmp: Path, damage=flip_middle) -> bool:
     "An adapter folder with damaged weights is refused, naming the file."
-    from dcf_teach.lora import load_adapter
+    from dcf_teach.adapters import load_adapter
     from dcf_teach.models import dummy_components
     d = make_adapter(Path(tmp)/'adapter'); f = d/'adapter_model.safetensors'
     damage(f)

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from dcf_teach.core import UserError
 from dcf_teach.embeddings import clip_embed
-from dcf_teach.lora import (ADAPTER_META, LoraTrainConfig, _base_state, base_fingerprint, draw_noise, load_adapter,
-                            train_lora, ValSet)
+from dcf_teach.adapters import ADAPTER_META, _base_state, base_fingerprint, load_adapter
+from dcf_teach.lora import LoraTrainConfig, draw_noise, train_lora, ValSet
 from dcf_teach.models import dummy_components, encode_images, load_components, save_components, unet_eps
 from dcf_teach.core import test_close_f32
 
