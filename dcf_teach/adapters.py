@@ -6,13 +6,13 @@ Docs: https://dcf-teach.github.io/dcf_teach/adapters.html.md"""
 
 # %% ../nbs/10a_adapters.ipynb #2aad435e
 from __future__ import annotations
-import dataclasses, hashlib, json, os, shutil, tempfile
+import dataclasses, json, os, shutil, tempfile
 from pathlib import Path
 
 import torch
 
 from . import __version__
-from .core import UserError, content_hash, get_logger, verify_weights, weight_hashes, write_json_atomic
+from .core import UserError, get_logger, state_fingerprint, verify_weights, weight_hashes, write_json_atomic
 
 _log = get_logger(__name__)
 
@@ -57,13 +57,8 @@ def base_fingerprint(c: Components, # the models (with or without an unmerged ad
                     ) -> dict:
     "What identifies the base model of an adapter: UNet config + weights hash, encoder id, model id."
     cfg = {k: v for k, v in dict(c.unet.config).items() if not k.startswith('_')}
-    h = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode())
-    sd = _base_state(c.unet)
-    small = sum(v.numel() for v in sd.values()) <= max_params
-    for k in sorted(sd):
-        h.update(f"{k}{tuple(sd[k].shape)}".encode())
-        if small: h.update(content_hash(sd[k].float()).encode())
-    return {'model_id': c.model_id, 'unet': 'unet-' + h.hexdigest()[:16], 'encoder_id': c.encoder_id,
+    fp = state_fingerprint(_base_state(c.unet), cfg, max_params)
+    return {'model_id': c.model_id, 'unet': 'unet-' + fp[:16], 'encoder_id': c.encoder_id,
             'resolution': c.resolution, 'in_channels': c.in_channels}
 
 # %% ../nbs/10a_adapters.ipynb #df02cb04

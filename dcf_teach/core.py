@@ -15,9 +15,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash',
-           'seed_from', 'file_sha256', 'weight_files', 'weight_hashes', 'warn_once', 'verify_weights', 'tensors_sha256',
-           'write_tensors', 'discard_entry', 'read_tensors', 'json_sha256', 'write_json_verified', 'read_json_verified',
-           'f32_close', 'test_close_f32', 'get_logger', 'setup_logging', 'resolve_device']
+           'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files', 'weight_hashes', 'warn_once',
+           'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry', 'read_tensors', 'json_sha256',
+           'write_json_verified', 'read_json_verified', 'f32_close', 'test_close_f32', 'get_logger', 'setup_logging',
+           'resolve_device']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
 class UserError(click.ClickException):
@@ -85,6 +86,19 @@ def seed_from(*parts: Any, # anything with a stable `str` (hashes, ids, ints)
     "A 63-bit seed derived from `parts`, stable across runs and machines."
     h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return int.from_bytes(h[:8], 'little') & (2**63 - 1)
+
+# %% ../nbs/00_core.ipynb #bced57e1
+def state_fingerprint(state: dict, # {name: tensor}, e.g. a module's `state_dict()`
+                      config: dict | None = None, # JSON-ready config hashed first (None: weights only)
+                      max_params: int = 50_000_000, # above this, names and shapes only
+                     ) -> str:
+    "SHA-256 hex digest of a module's config, tensor names, shapes and (for small modules) values."
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()) if config is not None else hashlib.sha256()
+    small = sum(v.numel() for v in state.values()) <= max_params
+    for k in sorted(state):
+        h.update(f"{k}{tuple(state[k].shape)}".encode())
+        if small: h.update(content_hash(state[k].float()).encode())
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #b299a41d
 def file_sha256(path: str | Path, # a file

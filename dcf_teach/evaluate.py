@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .core import (UserError, atomic_path, content_hash, discard_entry, get_logger, read_json_verified,
+from .core import (UserError, atomic_path, content_hash, discard_entry, get_logger, read_json_verified, state_fingerprint,
                             read_tensors, tensors_sha256, write_json_atomic, write_json_verified, write_tensors)
 from .models import Components, decode_latents, edit_setting, edit_setting_source
 from .search import REFERENCE_FRACTIONS, minimal_edit_search
@@ -229,14 +229,7 @@ def config_sources(config: EvalConfig, # options before `resolve_config`
 # %% ../nbs/25_evaluate.ipynb #3c9d357e
 def _state_hash(module, max_params: int = 50_000_000) -> str:
     "Hash of a module's weights (config-free); big modules: names and shapes only."
-    import hashlib
-    h = hashlib.sha256()
-    sd = module.state_dict()
-    small = sum(v.numel() for v in sd.values()) <= max_params
-    for k in sorted(sd):
-        h.update(f"{k}{tuple(sd[k].shape)}".encode())
-        if small: h.update(content_hash(sd[k].float()).encode())
-    return h.hexdigest()[:16]
+    return state_fingerprint(module.state_dict(), None, max_params)[:16]
 
 ENGINE_FILES = ('models.py', 'adapters.py', 'embeddings.py', 'inversion.py', 'counterfactual.py', 'search.py', 'lpips.py',
                 'kikibouba.py', 'accretion.py', 'evaluate.py') # the code a cached result depends on

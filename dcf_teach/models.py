@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import (UserError, content_hash, get_logger, resolve_device, verify_weights, weight_hashes,
+from .core import (UserError, content_hash, get_logger, resolve_device, state_fingerprint, verify_weights, weight_hashes,
                             write_json_atomic)
 from .adapters import load_adapter
 
@@ -144,16 +144,9 @@ def encoder_fingerprint(encoder, # `CLIPVisionModelWithProjection`
                         max_params: int = 50_000_000, # above this, hash config + shapes only (fast for 1.8 B models)
                        ) -> str:
     "A short id of the image encoder: hash of its config and weights."
-    import hashlib
     cfg = {k: v for k, v in encoder.config.to_dict().items()
            if not k.startswith('_') and k not in _VOLATILE_CONFIG_KEYS}
-    h = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode())
-    sd = encoder.state_dict()
-    small = sum(v.numel() for v in sd.values()) <= max_params
-    for k in sorted(sd):
-        h.update(f"{k}{tuple(sd[k].shape)}".encode())
-        if small: h.update(content_hash(sd[k].float()).encode())
-    return 'clip-' + h.hexdigest()[:16]
+    return 'clip-' + state_fingerprint(encoder.state_dict(), cfg, max_params)[:16]
 
 def _finish(unet, scheduler, enc, proc, movq, model_id, resolution, device, dtype, encoder_id=None, adapter=None,
             zero_image='pixel_values', edit_defaults=None):
