@@ -1,4 +1,4 @@
-"""Class means of L2-normalised CLIP embeddings, the edit direction for every ordered class pair, saved as safetensors + JSON, and how stable a direction is.
+"""Class means of L2-normalised CLIP embeddings, the edit direction for every ordered class pair, saved as safetensors + JSON, and how stable a direction is (the command is `dcf-teach bank`, in `98_engine_cli`).
 
 Docs: https://dcf-teach.github.io/dcf_teach/bank.html.md"""
 
@@ -10,7 +10,6 @@ import datetime, json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import numpy as np
 import torch
 
@@ -21,7 +20,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['DirectionBank', 'build_bank', 'bank_paths', 'save_bank', 'load_bank', 'check_bank', 'Stability', 'stability_ns',
-           'direction_stability', 'plot_stability', 'bank_from_dataset', 'bank_cli']
+           'direction_stability', 'plot_stability', 'bank_from_dataset']
 
 # %% ../nbs/12_bank.ipynb #6a65f55c
 @dataclass(frozen=True, eq=False)
@@ -223,50 +222,3 @@ def bank_from_dataset(c, # `Components`
         np.bincount(labels, minlength=len(ds.classes))) > 0 else None
     return build_bank(emb, labels, ds.classes, c.encoder_id, hashes, split=split, source=str(ds.root or ''),
                       stability=stab.as_dict() if stab else None)
-
-# %% ../nbs/12_bank.ipynb #14268879
-@click.command('bank')
-@click.argument('data_dir', type=click.Path(path_type=Path))
-@click.option('--model', default='default', show_default=True, help='Model folder, shipped name or hub id.')
-@click.option('--out', required=True, type=click.Path(path_type=Path), help='Bank path (writes OUT.safetensors + OUT.json).')
-@click.option('--split', default='train', show_default=True, type=click.Choice(['train', 'val', 'test', 'all']))
-@click.option('--classes', default=None, help='Comma-separated classes to keep (default: all).')
-@click.option('--device', default='auto', show_default=True)
-@click.option('--batch-size', default=64, show_default=True, type=click.IntRange(1))
-@click.option('--cache', type=click.Path(path_type=Path), default=None, help='Embedding cache folder (default: ~/.cache/dcf_teach).')
-@click.option('--no-cache', is_flag=True, help='Do not read or write the embedding cache.')
-@click.option('--plot', type=click.Path(path_type=Path), default=None, help='Also write the stability plot (PNG).')
-def bank_cli(data_dir, model, out, split, classes, device, batch_size, cache, no_cache, plot):
-    "Build a CLIP direction bank (class means + directions) from DATA_DIR."
-    from dcf_teach.data import load_dataset
-    from dcf_teach.embeddings import default_cache_dir
-    from dcf_teach.models import load_components
-    from dcf_teach.checks import check_classes, check_device, check_input, check_model, check_output
-    if not Path(data_dir).exists() and not Path(data_dir).is_symlink(): raise UserError(f"DATA_DIR {data_dir} does not exist")
-    check_input(data_dir, 'DATA_DIR')
-    cls = check_classes(classes, '--classes', n=None) if classes else None
-    ds0 = load_dataset(data_dir, split=None if split == 'all' else split, classes=cls)
-    if len(ds0.classes) < 2: raise UserError(f"{data_dir}: a bank needs at least 2 classes, found {len(ds0.classes)}")
-    counts = np.bincount(ds0.labels, minlength=len(ds0.classes))
-    if counts.min() == 0:
-        raise UserError(f"{data_dir}: class {ds0.classes[int(counts.argmin())]!r} has no images in split {split!r} "
-                        "(try --split all)")
-    # every other parameter is checked before anything is loaded or written
-    if Path(out).is_dir(): raise UserError(f"--out {out} is a folder; give a bank path such as {Path(out) / 'bank'}")
-    for f in bank_paths(out): check_output(f, '--out', 'file')
-    if plot is not None: check_output(plot, '--plot', 'file')
-    if not no_cache: check_output(cache or default_cache_dir(), '--cache', 'dir')
-    check_model(model); check_device(device)
-    c = load_components(model, device=device)
-    ds = load_dataset(data_dir, split=None if split == 'all' else split, resolution=c.resolution, classes=cls)
-    b = bank_from_dataset(c, ds, batch_size=batch_size, cache=None if no_cache else (cache or default_cache_dir()),
-                          split=split)
-    st = save_bank(b, out)
-    if plot:
-        import matplotlib; matplotlib.use('Agg')
-        fig = plot_stability(Stability(**{**b.stability, 'pair': tuple(b.stability['pair'])}))
-        with atomic_path(plot) as tmp: fig.savefig(tmp, dpi=120, bbox_inches='tight', format='png')
-    s = b.stability
-    click.echo(f"bank: {', '.join(f'{k} {n}' for k, n in zip(b.classes, b.counts))} ({split}); "
-               f"direction cosine with {s['ns'][len(s['ns']) // 2]} images/class: {s['mean'][len(s['ns']) // 2]:.3f}; "
-               f"wrote {st} and {bank_paths(st)[1]}")

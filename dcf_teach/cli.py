@@ -17,8 +17,8 @@ __all__ = ['COMMANDS', 'LazyGroup', 'cli', 'main']
 # %% ../nbs/99_cli.ipynb #522d6447
 COMMANDS = {
     'data':   ('dcf_teach.data_cli:data_cli', 'Make, export and check datasets.'),
-    'bank':   ('dcf_teach.bank:bank_cli', 'Build a CLIP direction bank from a dataset.'),
-    'edit':   ('dcf_teach.counterfactual:edit_cli', 'Make a counterfactual of one image.'),
+    'bank':   ('dcf_teach.engine_cli:bank_cli', 'Build a CLIP direction bank from a dataset.'),
+    'edit':   ('dcf_teach.engine_cli:edit_cli', 'Make a counterfactual of one image.'),
     'doctor': ('dcf_teach.doctor:doctor_cli', 'Print the environment and run the self-checks.'),
     'train':  ('dcf_teach.train_cli:train_cli', 'Train decoders, oracles and LoRA adapters.'),
     'bench':  ('dcf_teach.bench:bench_cli', 'Measure DIFFusion on held-out images.'),

@@ -1,4 +1,4 @@
-"""Move an image's CLIP embedding along a class direction and regenerate it from its own noise maps: single edits, ω × T_skip sweeps in one UNet batch, interpolation frames, and `dcf-teach edit`.
+"""Move an image's CLIP embedding along a class direction and regenerate it from its own noise maps: single edits, ω × T_skip sweeps in one UNet batch, and interpolation frames (the command is `dcf-teach edit`, in `98_engine_cli`).
 
 Docs: https://dcf-teach.github.io/dcf_teach/counterfactual.html.md"""
 
@@ -10,7 +10,6 @@ import itertools, time
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import torch
 
@@ -23,7 +22,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['DEFAULT_OMEGAS', 'edit_embedding', 'EditParams', 'Sweep', 'sweep', 'counterfactuals', 'interpolation_frames',
-           'save_png_atomic', 'parse_t_skip', 'pick_source', 'edit_cli']
+           'save_png_atomic', 'parse_t_skip', 'pick_source']
 
 # %% ../nbs/14_counterfactual.ipynb #9351f7fa
 def edit_embedding(c: torch.Tensor, # [B,D] (or [D]) CLIP image embeddings
@@ -156,60 +155,3 @@ def pick_source(bank, target: int, embed: torch.Tensor) -> int:
     sims = torch.nn.functional.normalize(bank.means, dim=1) @ torch.nn.functional.normalize(embed.float().cpu(), dim=0)
     sims[target] = -2
     return int(sims.argmax())
-
-# %% ../nbs/14_counterfactual.ipynb #d4da26d1
-@click.command('edit')
-@click.argument('image', type=click.Path(path_type=Path))
-@click.option('--model', default='default', show_default=True, help='Model folder, shipped name or hub id.')
-@click.option('--bank', 'bank_path', required=True, type=click.Path(path_type=Path), help='Direction bank (from `dcf-teach bank`).')
-@click.option('--target', required=True, help='Class to move the image towards.')
-@click.option('--source-class', default=None, help="The image's class (default: inferred from the bank).")
-@click.option('--omega', default=None, type=float, help="Edit strength ω [default: the model's recommendation, else 2].")
-@click.option('--t-skip', 't_skip', default='0.7', show_default=True, help='Skipped steps: fraction (0.7) or count (70).')
-@click.option('--steps', default=100, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
-@click.option('--guidance', default=None, type=float, help="CFG scale of the regeneration [default: the model's recommendation, else 4].")
-@click.option('--inversion', default=None, type=click.Choice(['zero', 'source']), help="Inversion conditioning [default: the model's recommendation, else zero].")
-@click.option('--inversion-guidance', default=None, type=float, help="CFG scale of a 'source' inversion [default: the model's recommendation, else 4].")
-@click.option('--keep-last-noise', is_flag=True, help='Keep the last noise map (exact reconstruction) instead of zeroing it.')
-@click.option('--seed', default=0, show_default=True, type=int)
-@click.option('--device', default='auto', show_default=True)
-@click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
-@click.option('--out', required=True, type=click.Path(path_type=Path), help='Output folder.')
-def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps, guidance, inversion,
-             inversion_guidance, keep_last_noise, seed, device, adapter, out):
-    "Make a counterfactual of IMAGE towards class TARGET (writes a PNG and a JSON record)."
-    from dcf_teach.bank import check_bank, load_bank
-    from dcf_teach.data import open_image, resize_center_crop
-    from dcf_teach.models import edit_settings, load_components
-    t0 = time.time()
-    ts = parse_t_skip(t_skip)
-    try: k = resolve_t_skip(ts, steps)
-    except ValueError as e: raise UserError(f"--t-skip: {e}") from None
-    from dcf_teach.checks import check_adapter, check_device, check_finite, check_input, check_model, check_output
-    check_input(image, 'IMAGE', 'file')
-    pil = open_image(image)
-    bank = load_bank(bank_path)
-    tgt = bank.index(target)
-    if source_class is not None and bank.index(source_class) == tgt:
-        raise UserError(f"--source-class {source_class!r} is the --target class; choose another")
-    for v, o in ((omega, '--omega'), (guidance, '--guidance'), (inversion_guidance, '--inversion-guidance')): check_finite(v, o)
-    check_model(model); check_adapter(adapter); check_device(device); check_output(out, '--out', 'dir')
-    c = load_components(model, device=device, adapter=adapter)
-    check_bank(bank, c)
-    es, es_from = edit_settings(c, omega=omega, inversion=inversion, guidance_scale=guidance,
-                                inversion_guidance_scale=inversion_guidance)   # the model's recommendations where not given
-    omega, guidance = float(es['omega']), float(es['guidance_scale'])
-    x = _to_tensor(resize_center_crop(pil, c.resolution))[None]
-    inv = invert(c, x, steps, es['inversion'], float(es['inversion_guidance_scale']), not keep_last_noise, k, seed, progress=True)
-    src = bank.index(source_class) if source_class is not None else pick_source(bank, tgt, inv.embeds[0])
-    sw = sweep(c, inv, bank.direction(src, tgt), [omega], [k], guidance, progress=True)
-    stem = f"{Path(image).stem}_to_{bank.classes[tgt]}"
-    png = save_png_atomic(sw.images[0], Path(out) / f'{stem}.png')
-    rec = dict(input=str(image), input_hash=inv.hashes[0], output=png.name, model=str(model), model_id=c.model_id,
-               adapter=c.adapter, encoder_id=c.encoder_id, resolution=c.resolution, bank=str(bank_path),
-               source_class=bank.classes[src], source_inferred=source_class is None, target_class=bank.classes[tgt],
-               omega=omega, t_skip=k, t_skip_fraction=k / steps, guidance_scale=guidance, **inv.options(),
-               edit_defaults_from={k: es_from[k] for k in ('omega', 'inversion', 'guidance_scale', 'inversion_guidance_scale')}, nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
-    write_json_atomic(Path(out) / f'{stem}.json', rec)
-    click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega:g}, {es['inversion']!r} inversion, T_skip={k}/{steps}, "
-               f"{rec['nfe']} NFE): {png}")

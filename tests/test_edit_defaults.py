@@ -66,7 +66,7 @@ def test_load_components_reads_edit_defaults(world, tmp_path):
 
 def edit(world, out, *extra, model='rec'):
     "Run `dcf-teach edit` in-process on the world's first test image; returns the JSON record."
-    from dcf_teach.counterfactual import edit_cli
+    from dcf_teach.engine_cli import edit_cli
     args = [str(world['image']), '--model', str(world[model]), '--bank', str(world['bank']), '--target', 'kiki',
             '--t-skip', '0.5', '--steps', '6', '--device', 'cpu', '--out', str(out), *extra]
     r = CliRunner().invoke(edit_cli, args)
@@ -99,7 +99,7 @@ def test_edit_without_recommendation_uses_library_defaults(world, tmp_path):
 
 
 def test_edit_bad_edit_defaults_is_one_line_error(world, tmp_path):
-    from dcf_teach.counterfactual import edit_cli
+    from dcf_teach.engine_cli import edit_cli
     bad = with_edit_defaults(world['plain'], tmp_path / 'bad', {'inversion': 'prior', 'omega': 1})
     r = CliRunner().invoke(edit_cli, [str(world['image']), '--model', str(bad), '--bank', str(world['bank']),
                                       '--target', 'kiki', '--out', str(tmp_path / 'o')])
