@@ -6,21 +6,24 @@ Docs: https://dcf-teach.github.io/dcf_teach/train_cli.html.md"""
 
 # %% ../nbs/24_train_cli.ipynb #f7a4c5d7
 from __future__ import annotations
-import logging, sys
+import logging, shutil, sys
 from pathlib import Path
 
 import click
+import torch
 
 from .cli import LazyGroup
 from .core import UserError, get_logger
+from .checks import check_classes, check_dataset, check_device, check_output
+from .oracle import MEMBERS, Oracle, load_oracle, train_oracle
 
 # %% auto #0
-__all__ = ['train_cli', 'decoder_cmd']
+__all__ = ['train_cli', 'decoder_cmd', 'oracle_cmd']
 
 # %% ../nbs/24_train_cli.ipynb #be8af6ae
 train_cli = LazyGroup('train', lazy={
     'decoder': ('dcf_teach.train_cli:decoder_cmd', 'Train an embedded-default model (encoder, then decoder) on a folder of images.'),
-    'oracle': ('dcf_teach.oracle:oracle_cmd', 'Train the oracle ensemble for a class pair.'),
+    'oracle': ('dcf_teach.train_cli:oracle_cmd', 'Train the oracle ensemble for a class pair.'),
     'lora': ('dcf_teach.lora:lora_cmd', 'Tune a decoder to a domain with LoRA.'),
 }, help='Train decoders, oracles and LoRA adapters.', context_settings={'help_option_names': ['-h', '--help']})
 
@@ -67,3 +70,67 @@ def decoder_cmd(data, out, minutes, steps, encoder_minutes, encoder_steps, resol
     d = m.get('decoder', {})
     click.echo(f"wrote {out}: encoder {m['encoder']['steps']} steps, decoder {d.get('steps')} steps "
                f"({d.get('minutes', 0):.1f} min), final ε-MSE {d.get('final_loss') or float('nan'):.4f}")
+
+# %% ../nbs/24_train_cli.ipynb #7f130b71
+def _summary(oracle: Oracle, out: Path | None) -> str:
+    m, rob = oracle.meta, oracle.meta.get('robustness') or {}
+    n = sum((m.get('data', {}).get('counts', {}).get('test') or {}).values())
+    size = sum(f.stat().st_size for f in out.glob('*.safetensors'))/1e6 if out else None
+    L = [f"oracle {oracle.classes[0]} vs {oracle.classes[1]} (P = {oracle.classes[1]})" + (f" -> {out} ({size:.1f} MB)" if out else ''),
+         f"held-out (test split) accuracy on {n} images:"]
+    acc = m.get('test_accuracy') or {}
+    for name in list(oracle.members) + ['ensemble']:
+        info = m.get('members', {}).get(name, {})
+        extra = f"  (best epoch {info['best_epoch']}, {info['seconds']:.0f} s)" if 'best_epoch' in info else ''
+        L.append(f"  {name:<16} {acc[name]:.3f}{extra}" if name in acc else f"  {name:<16} n/a (no test images)")
+    g = rob.get('gaussian', {})
+    if g: L.append("ensemble with added Gaussian noise: " + ", ".join(f"σ={s}: {v['ensemble']:.3f}" for s, v in g.items()))
+    return "\n".join(L)
+
+@click.command('oracle')
+@click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder root or CSV manifest.')
+@click.option('--classes', required=True, help='The two classes, comma-separated (class order is sorted; P = the later one).')
+@click.option('--out', required=True, type=click.Path(path_type=Path), help='Oracle folder to write.')
+@click.option('--epochs', default=30, show_default=True, type=click.IntRange(min=1), help='Max epochs per member.')
+@click.option('--minutes', type=click.FloatRange(min=0, min_open=True), help='Wall-clock budget for all members.')
+@click.option('--resolution', default=32, show_default=True, type=click.IntRange(8, 1024), help='Image side the members see.')
+@click.option('--members', default=','.join(MEMBERS), show_default=True, help='Architectures to train.')
+@click.option('--patience', default=5, show_default=True, type=click.IntRange(min=1), help='Early-stopping patience (epochs).')
+@click.option('--batch-size', default=32, show_default=True, type=click.IntRange(min=2))
+@click.option('--lr', default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help='Adam learning rate.')
+@click.option('--texture', default=0.25, show_default=True, type=click.FloatRange(0, 1), help='Probability of each texture corruption (0: off).')
+@click.option('--width', default=1.0, show_default=True, type=click.FloatRange(min=0.1), help='Width multiplier of the from-scratch members.')
+@click.option('--max-train', type=click.IntRange(min=2), help='Use at most this many training images.')
+@click.option('--pretrained', is_flag=True, help="Start from the hub's ImageNet weights (needs the hub).")
+@click.option('--seed', default=0, show_default=True, type=int)
+@click.option('--device', default='cpu', show_default=True, help="'cpu', 'cuda', 'auto', ...")
+@click.option('--threads', type=click.IntRange(min=1), help='torch CPU threads.')
+@click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
+@click.option('--resume', is_flag=True, help="Continue the interrupted run in OUT from its last epoch checkpoint (same options).")
+def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patience, batch_size, lr, texture, width,
+               max_train, pretrained, seed, device, threads, force, resume):
+    "Train the oracle ensemble (ResNet-18, MobileNet-V2, EfficientNet-B0) for two classes and print held-out accuracies."
+    if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
+    check_dataset(data, '--data', check_classes(classes, '--classes', n=2))
+    check_output(out, '--out', 'dir'); check_device(device)
+    _ms = [m.strip() for m in members.split(',') if m.strip()]
+    if not _ms or any(m not in MEMBERS for m in _ms):
+        raise UserError(f"--members {members!r}: choose from {', '.join(MEMBERS)}")
+    if resume and not force:   # what a kill left around: temporary folders next to OUT, temporary files in it
+        for t in [*out.parent.glob(f'.{out.name}.*.tmp'), *out.parent.glob(f'.{out.name}.*.old'), *out.glob('.*.tmp*')]:
+            if t.is_dir() and not t.is_symlink(): shutil.rmtree(t, ignore_errors=True)
+            else: t.unlink(missing_ok=True)
+    run = (out/'.work').is_dir()   # an interrupted run: its checkpoints live in OUT/.work until the oracle is written
+    if resume and not force and not run and (out/'oracle.json').is_file():
+        click.echo(f"nothing to resume: {out} holds a finished oracle"); click.echo(_summary(load_oracle(out), out)); return
+    if run and not resume and not force:
+        raise UserError(f"--out {out} holds an unfinished training run; pass --resume to continue it, or --force to start over")
+    if out.is_dir() and any(p.name != '.work' for p in out.iterdir()) and not force and not (resume and run):
+        raise UserError(f"--out {out} exists and is not empty; pass --force to replace it")
+    names = [m.strip() for m in members.split(',') if m.strip()]
+    bad = [m for m in names if m not in MEMBERS]
+    if bad or not names: raise UserError(f"--members: unknown {bad[0] if bad else '(empty)'!r}; choose from {', '.join(MEMBERS)}")
+    if threads: torch.set_num_threads(threads)
+    o = train_oracle(data, classes, out, resolution, tuple(names), epochs, minutes, patience, batch_size, lr, texture, width,
+                     pretrained, max_train, seed, device, progress=True, resume=resume and not force)
+    click.echo(_summary(o, out))
