@@ -24,7 +24,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['noise_schedule', 'lora_loss', 'draw_noise', 'ValSet', 'validate', 'val_score', 'LoraTrainConfig', 'train_lora',
-           'prepare_lora_data', 'lora_cmd']
+           'prepare_lora_data', 'finish_interrupted_swap']
 
 # %% ../nbs/27_lora.ipynb #e32efe41
 def noise_schedule(c: Components) -> 'DDPMScheduler':
@@ -318,9 +318,7 @@ def prepare_lora_data(c: Components, # the base models
     return z0, emb, val, rec
 
 # %% ../nbs/27_lora.ipynb #2d72c71b
-import click
-
-def _finish_swap(out: Path):
+def finish_interrupted_swap(out: Path):
     "After a kill inside `_swap_in`: complete a swap whose new folder already holds the run's state; drop leftovers."
     tmps = sorted(out.parent.glob(f'.{out.name}.tmp-*'))
     for t in tmps:
@@ -333,59 +331,3 @@ def _finish_swap(out: Path):
         if t.is_dir() and not t.is_symlink(): shutil.rmtree(t, ignore_errors=True)
         elif t.exists() or t.is_symlink(): t.unlink(missing_ok=True)
 
-@click.command('lora')
-@click.option('--model', default='default', show_default=True, help='Base model: folder, shipped name or hub id.')
-@click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder root or CSV manifest of the new domain.')
-@click.option('--out', required=True, type=click.Path(path_type=Path), help='Adapter folder to write (the best checkpoint; last/ inside).')
-@click.option('--steps', type=click.IntRange(min=1), default=None, help='Step budget.')
-@click.option('--minutes', type=click.FloatRange(min=0, min_open=True), default=None, help='Wall-time budget [default: 10 unless --steps].')
-@click.option('--lr', type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help='AdamW learning rate after warm-up.')
-@click.option('--rank', type=click.IntRange(min=1), default=4, show_default=True, help='LoRA rank r.')
-@click.option('--alpha', type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True, help='LoRA alpha (scale alpha/r).')
-@click.option('--batch-size', type=click.IntRange(min=1), default=16, show_default=True)
-@click.option('--p-uncond', type=click.FloatRange(0, 1), default=0.0, show_default=True, help='Fraction of each batch conditioned on the zero-image embedding (released recipe: 0).')
-@click.option('--val-n', type=click.IntRange(min=0), default=16, show_default=True, help='Validation images for the minimal-edit search (0: ε-MSE only).')
-@click.option('--val-every', type=click.IntRange(min=1), default=None, help='Steps between validations [default: one epoch].')
-@click.option('--val-steps', type=click.IntRange(min=2, max=1000), default=25, show_default=True, help='Diffusion steps N of the validation search.')
-@click.option('--oracle', default=None, help='Oracle folder or shipped name for the validation [default: shipped, if any].')
-@click.option('--classes', default=None, help='Comma-separated classes to keep (default: all).')
-@click.option('--max-train', type=click.IntRange(min=2), default=None, help='Use at most this many training images.')
-@click.option('--device', default='cpu', show_default=True)
-@click.option('--threads', type=click.IntRange(min=1), default=None, help='torch CPU threads.')
-@click.option('--seed', type=int, default=0, show_default=True)
-@click.option('--force', is_flag=True, help='Replace OUT if it already holds an adapter.')
-@click.option('--checkpoint-steps', type=click.IntRange(min=1), default=None, help='Also checkpoint every this many steps [default: every 2 min].')
-@click.option('--resume', is_flag=True, help='Continue the interrupted run in OUT from its last checkpoint (same options).')
-def lora_cmd(model, data, out, steps, minutes, lr, rank, alpha, batch_size, p_uncond, val_n, val_every, val_steps, oracle,
-             classes, max_train, device, threads, seed, force, checkpoint_steps, resume):
-    "Tune the decoder of MODEL to the images in DATA with a LoRA adapter (ε-MSE on their own embeddings)."
-    from dcf_teach.models import load_components
-    if threads: torch.set_num_threads(threads)
-    if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
-    from dcf_teach.checks import check_classes, check_dataset, check_device, check_model, check_oracle, check_output
-    check_model(model)
-    check_dataset(data, '--data', check_classes(classes, '--classes', n=None) if classes else None)
-    check_output(out, '--out', 'dir'); check_oracle(oracle); check_device(device)
-    out = Path(out)
-    if resume and not force: _finish_swap(out)
-    run = (out/'.work').is_dir()   # an interrupted run: its state lives in OUT/.work until the run ends
-    if resume and not force and not run and (out/ADAPTER_META).is_file() and 'run' in read_adapter_meta(out):
-        click.echo(f"nothing to resume: {out} holds a finished adapter; load it with --adapter {out}"); return
-    if run and not resume and not force:
-        raise UserError(f"--out {out} holds an unfinished training run; pass --resume to continue it, or --force to start over")
-    if out.exists() and any(p.name != '.work' for p in out.iterdir()) and not force and not (resume and run):
-        raise UserError(f"--out {out} is not empty (pass --force to replace it)")
-    c = load_components(model, device=device)
-    z0, emb, val, rec = prepare_lora_data(c, data, val_n, oracle,
-                                          classes.split(',') if classes else None, max_train, seed,
-                                          progress=sys.stderr.isatty())
-    cfg = LoraTrainConfig(rank=rank, alpha=alpha, lr=lr, batch_size=batch_size, p_uncond=p_uncond, steps=steps,
-                          minutes=minutes if minutes or steps else 10.0, val_every=val_every, val_steps=val_steps,
-                          seed=seed, checkpoint_steps=checkpoint_steps)
-    if force and out.exists(): shutil.rmtree(out)
-    r = train_lora(c, z0, emb, out, cfg, val, progress=sys.stderr.isatty(), record={**rec, 'model': str(model)},
-                   resume=resume and not force)
-    b = r.get('best') or {}
-    click.echo(f"wrote {out}: {r['step']} steps ({r['minutes']:.1f} min); best step {r['best_step']}: "
-               + ', '.join(f'{k} {v:.4g}' for k, v in b.items() if k != 'step' and isinstance(v, float))
-               + f"; load it with --adapter {out}")

@@ -14,17 +14,20 @@ import torch
 
 from .cli import LazyGroup
 from .core import UserError, get_logger
-from .checks import check_classes, check_dataset, check_device, check_output
+from .checks import check_classes, check_dataset, check_device, check_model, check_oracle, check_output
+from .models import load_components
+from .adapters import ADAPTER_META, read_adapter_meta
+from .lora import LoraTrainConfig, finish_interrupted_swap, prepare_lora_data, train_lora
 from .oracle import MEMBERS, Oracle, load_oracle, train_oracle
 
 # %% auto #0
-__all__ = ['train_cli', 'decoder_cmd', 'oracle_cmd']
+__all__ = ['train_cli', 'decoder_cmd', 'oracle_cmd', 'lora_cmd']
 
 # %% ../nbs/24_train_cli.ipynb #be8af6ae
 train_cli = LazyGroup('train', lazy={
     'decoder': ('dcf_teach.train_cli:decoder_cmd', 'Train an embedded-default model (encoder, then decoder) on a folder of images.'),
     'oracle': ('dcf_teach.train_cli:oracle_cmd', 'Train the oracle ensemble for a class pair.'),
-    'lora': ('dcf_teach.lora:lora_cmd', 'Tune a decoder to a domain with LoRA.'),
+    'lora': ('dcf_teach.train_cli:lora_cmd', 'Tune a decoder to a domain with LoRA.'),
 }, help='Train decoders, oracles and LoRA adapters.', context_settings={'help_option_names': ['-h', '--help']})
 
 # %% ../nbs/24_train_cli.ipynb #51b9bea3
@@ -134,3 +137,59 @@ def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patienc
     o = train_oracle(data, classes, out, resolution, tuple(names), epochs, minutes, patience, batch_size, lr, texture, width,
                      pretrained, max_train, seed, device, progress=True, resume=resume and not force)
     click.echo(_summary(o, out))
+
+# %% ../nbs/24_train_cli.ipynb #3fb14b57
+@click.command('lora')
+@click.option('--model', default='default', show_default=True, help='Base model: folder, shipped name or hub id.')
+@click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder root or CSV manifest of the new domain.')
+@click.option('--out', required=True, type=click.Path(path_type=Path), help='Adapter folder to write (the best checkpoint; last/ inside).')
+@click.option('--steps', type=click.IntRange(min=1), default=None, help='Step budget.')
+@click.option('--minutes', type=click.FloatRange(min=0, min_open=True), default=None, help='Wall-time budget [default: 10 unless --steps].')
+@click.option('--lr', type=click.FloatRange(min=0, min_open=True), default=4e-4, show_default=True, help='AdamW learning rate after warm-up.')
+@click.option('--rank', type=click.IntRange(min=1), default=4, show_default=True, help='LoRA rank r.')
+@click.option('--alpha', type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True, help='LoRA alpha (scale alpha/r).')
+@click.option('--batch-size', type=click.IntRange(min=1), default=16, show_default=True)
+@click.option('--p-uncond', type=click.FloatRange(0, 1), default=0.0, show_default=True, help='Fraction of each batch conditioned on the zero-image embedding (released recipe: 0).')
+@click.option('--val-n', type=click.IntRange(min=0), default=16, show_default=True, help='Validation images for the minimal-edit search (0: ε-MSE only).')
+@click.option('--val-every', type=click.IntRange(min=1), default=None, help='Steps between validations [default: one epoch].')
+@click.option('--val-steps', type=click.IntRange(min=2, max=1000), default=25, show_default=True, help='Diffusion steps N of the validation search.')
+@click.option('--oracle', default=None, help='Oracle folder or shipped name for the validation [default: shipped, if any].')
+@click.option('--classes', default=None, help='Comma-separated classes to keep (default: all).')
+@click.option('--max-train', type=click.IntRange(min=2), default=None, help='Use at most this many training images.')
+@click.option('--device', default='cpu', show_default=True)
+@click.option('--threads', type=click.IntRange(min=1), default=None, help='torch CPU threads.')
+@click.option('--seed', type=int, default=0, show_default=True)
+@click.option('--force', is_flag=True, help='Replace OUT if it already holds an adapter.')
+@click.option('--checkpoint-steps', type=click.IntRange(min=1), default=None, help='Also checkpoint every this many steps [default: every 2 min].')
+@click.option('--resume', is_flag=True, help='Continue the interrupted run in OUT from its last checkpoint (same options).')
+def lora_cmd(model, data, out, steps, minutes, lr, rank, alpha, batch_size, p_uncond, val_n, val_every, val_steps, oracle,
+             classes, max_train, device, threads, seed, force, checkpoint_steps, resume):
+    "Tune the decoder of MODEL to the images in DATA with a LoRA adapter (ε-MSE on their own embeddings)."
+    if threads: torch.set_num_threads(threads)
+    if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
+    check_model(model)
+    check_dataset(data, '--data', check_classes(classes, '--classes', n=None) if classes else None)
+    check_output(out, '--out', 'dir'); check_oracle(oracle); check_device(device)
+    out = Path(out)
+    if resume and not force: finish_interrupted_swap(out)
+    run = (out/'.work').is_dir()   # an interrupted run: its state lives in OUT/.work until the run ends
+    if resume and not force and not run and (out/ADAPTER_META).is_file() and 'run' in read_adapter_meta(out):
+        click.echo(f"nothing to resume: {out} holds a finished adapter; load it with --adapter {out}"); return
+    if run and not resume and not force:
+        raise UserError(f"--out {out} holds an unfinished training run; pass --resume to continue it, or --force to start over")
+    if out.exists() and any(p.name != '.work' for p in out.iterdir()) and not force and not (resume and run):
+        raise UserError(f"--out {out} is not empty (pass --force to replace it)")
+    c = load_components(model, device=device)
+    z0, emb, val, rec = prepare_lora_data(c, data, val_n, oracle,
+                                          classes.split(',') if classes else None, max_train, seed,
+                                          progress=sys.stderr.isatty())
+    cfg = LoraTrainConfig(rank=rank, alpha=alpha, lr=lr, batch_size=batch_size, p_uncond=p_uncond, steps=steps,
+                          minutes=minutes if minutes or steps else 10.0, val_every=val_every, val_steps=val_steps,
+                          seed=seed, checkpoint_steps=checkpoint_steps)
+    if force and out.exists(): shutil.rmtree(out)
+    r = train_lora(c, z0, emb, out, cfg, val, progress=sys.stderr.isatty(), record={**rec, 'model': str(model)},
+                   resume=resume and not force)
+    b = r.get('best') or {}
+    click.echo(f"wrote {out}: {r['step']} steps ({r['minutes']:.1f} min); best step {r['best_step']}: "
+               + ', '.join(f'{k} {v:.4g}' for k, v in b.items() if k != 'step' and isinstance(v, float))
+               + f"; load it with --adapter {out}")
