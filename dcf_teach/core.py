@@ -17,8 +17,8 @@ import numpy as np
 __all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash',
            'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files', 'weight_hashes', 'warn_once',
            'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry', 'read_tensors', 'json_sha256',
-           'write_json_verified', 'read_json_verified', 'f32_close', 'test_close_f32', 'get_logger', 'setup_logging',
-           'resolve_device']
+           'write_json_verified', 'read_json_verified', 'save_train_state', 'load_train_state', 'f32_close',
+           'test_close_f32', 'get_logger', 'setup_logging', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
 class UserError(click.ClickException):
@@ -259,6 +259,52 @@ def read_json_verified(path: str | Path, # a file written by `write_json_verifie
     if want is None: discard_entry([path, *(also or [])], "without a content hash (written by an older dcf_teach)", what); return None
     if json_sha256(rec) != want: discard_entry([path, *(also or [])], "corrupted (its content hash does not match)", what); return None
     return rec
+
+# %% ../nbs/00_core.ipynb #7cfd2e33
+def save_train_state(path: str | Path, # state file stem: writes `<path>.safetensors` and `<path>.json`
+                     modules: dict, # name -> nn.Module (e.g. 'model', 'ema')
+                     optimizer: torch.optim.Optimizer | None, # its state is saved too
+                     meta: dict, # JSON-serialisable run state (step, elapsed, history ...)
+                    ) -> None:
+    "Save a resumable training state as safetensors + JSON (no pickle)."
+    import torch
+    from safetensors.torch import save_file
+    path = Path(path)
+    tensors = {f'{k}.{n}': v.detach().contiguous().clone() for k, m in modules.items() for n, v in m.state_dict().items()}
+    groups = []
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        for pid, st in sd['state'].items():
+            for n, v in st.items(): tensors[f'optim.{pid}.{n}'] = torch.as_tensor(v).detach().contiguous().clone()
+        groups = sd['param_groups']
+    meta = {**meta, 'optimizer_param_groups': groups}
+    with atomic_path(path.with_suffix('.safetensors')) as tmp:   # the state is one file: weights and metadata together
+        save_file(tensors, str(tmp), metadata={'dcf_teach_train_state': json.dumps(meta, default=str)})
+    write_json_atomic(path.with_suffix('.json'), meta)   # a readable copy; a kill between the two writes is harmless
+
+def load_train_state(path: str | Path, # state file stem
+                     modules: dict, # name -> nn.Module to load into
+                     optimizer: torch.optim.Optimizer | None = None, # loaded too if given
+                    ) -> dict:
+    "Load a state saved by `save_train_state` into `modules` and `optimizer`; returns its JSON metadata."
+    from safetensors.torch import load_file
+    path = Path(path)
+    if not path.with_suffix('.safetensors').exists() or not path.with_suffix('.json').exists():
+        raise UserError(f"no training state at {path}.safetensors/.json")
+    from safetensors import safe_open
+    t = load_file(str(path.with_suffix('.safetensors')))
+    with safe_open(str(path.with_suffix('.safetensors')), 'pt') as f: packed = (f.metadata() or {}).get('dcf_teach_train_state')
+    meta = json.loads(packed) if packed else json.loads(path.with_suffix('.json').read_text())
+    for k, m in modules.items():
+        m.load_state_dict({n[len(k) + 1:]: v for n, v in t.items() if n.startswith(k + '.')})
+    if optimizer is not None:
+        st = {}
+        for n, v in t.items():
+            if n.startswith('optim.'):
+                _, pid, key = n.split('.', 2)
+                st.setdefault(int(pid), {})[key] = v
+        optimizer.load_state_dict({'state': st, 'param_groups': meta['optimizer_param_groups']})
+    return meta
 
 # %% ../nbs/00_core.ipynb #970e839e
 F32_TOL = 1e-4 # the one float32 tolerance: |a − b| ≤ F32_TOL·(1 + |b|) (see above)

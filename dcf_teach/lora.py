@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import UserError, content_hash, get_logger, verify_weights, weight_hashes, write_json_atomic
+from .core import UserError, content_hash, get_logger, load_train_state, save_train_state, verify_weights, weight_hashes, write_json_atomic
 from .adapters import (ADAPTER_FORMAT, ADAPTER_META, LORA_TARGETS, _base_state, _has_lora, _swap_in, add_lora,
                                 base_fingerprint, check_adapter_base, load_adapter, lora_config, read_adapter_meta, save_adapter)
 from .models import Components, encode_images
@@ -144,7 +144,7 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
               ) -> dict:
     "Train a LoRA adapter on `c`'s UNet; returns the run record (history, best step and metrics)."
     from tqdm.auto import tqdm
-    from dcf_teach.train_encoder import budget_progress, load_train_state, save_train_state
+    from dcf_teach.train_encoder import budget_progress
     from dcf_teach.oracle import Tensors, drop_states, latest_state
     if cfg.steps is None and cfg.minutes is None: raise UserError("give --steps or --minutes")
     out = Path(out); work = out/'.work'

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .core import (UserError, atomic_path, file_sha256, get_logger, resolve_device, verify_weights,
+from .core import (UserError, atomic_path, file_sha256, get_logger, load_train_state, resolve_device, save_train_state, verify_weights,
                             write_json_atomic, write_text_atomic)
 
 # %% auto #0
@@ -375,7 +375,6 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
               ) -> tuple[nn.Module, dict]:
     "Train one member with early stopping on validation loss; returns it at its best epoch and the history."
     from tqdm.auto import tqdm
-    from dcf_teach.train_encoder import load_train_state, save_train_state
     (xt, yt), (xv, yv) = train, val
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import UserError, atomic_path, get_logger, weight_hashes, write_json_atomic, write_text_atomic
+from .core import (UserError, atomic_path, get_logger, load_train_state, save_train_state, weight_hashes,
+                            write_json_atomic, write_text_atomic)
 from .train_encoder import (EncoderTrainConfig, augment_config, budget_progress, check_embeddings,
-    embed_images, ema_update, format_check, load_images, load_train_state, lr_at, make_encoder, make_processor,
-    save_train_state, train_encoder, zero_image_embed, _cfg_dict, _subsample)
+    embed_images, ema_update, format_check, load_images, lr_at, make_encoder, make_processor,
+    train_encoder, zero_image_embed, _cfg_dict, _subsample)
 
 # %% auto #0
 __all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet', 'precompute_embeddings',

@@ -15,14 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import UserError, atomic_path, get_logger, write_json_atomic
+from .core import UserError, atomic_path, get_logger, load_train_state, save_train_state, write_json_atomic
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'AUGMENT_PRESETS', 'make_encoder', 'make_processor', 'embed_images', 'zero_image_embed',
            'two_tone_stats', 'recolor', 'AugmentConfig', 'augment_config', 'draw_donor_tones', 'augment_views',
            'pair_check', 'check_embeddings', 'format_check', 'load_images', 'embedding_check', 'EncoderTrainConfig',
-           'lr_at', 'budget_progress', 'save_train_state', 'load_train_state', 'info_nce', 'ema_update',
-           'train_encoder']
+           'lr_at', 'budget_progress', 'info_nce', 'ema_update', 'train_encoder']
 
 # %% ../nbs/20_train_encoder.ipynb #692ad036
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -353,51 +352,6 @@ def budget_progress(step: int, elapsed: float, # steps done, seconds spent
     if steps is None and minutes is None: raise UserError("give a step budget or a minutes budget")
     fr = [step / steps if steps else 0., elapsed / (60 * minutes) if minutes else 0.]
     return max(fr)
-
-# %% ../nbs/20_train_encoder.ipynb #7cfd2e33
-def save_train_state(path: str | Path, # state file stem: writes `<path>.safetensors` and `<path>.json`
-                     modules: dict, # name -> nn.Module (e.g. 'model', 'ema')
-                     optimizer: torch.optim.Optimizer | None, # its state is saved too
-                     meta: dict, # JSON-serialisable run state (step, elapsed, history ...)
-                    ) -> None:
-    "Save a resumable training state as safetensors + JSON (no pickle)."
-    from safetensors.torch import save_file
-    path = Path(path)
-    tensors = {f'{k}.{n}': v.detach().contiguous().clone() for k, m in modules.items() for n, v in m.state_dict().items()}
-    groups = []
-    if optimizer is not None:
-        sd = optimizer.state_dict()
-        for pid, st in sd['state'].items():
-            for n, v in st.items(): tensors[f'optim.{pid}.{n}'] = torch.as_tensor(v).detach().contiguous().clone()
-        groups = sd['param_groups']
-    meta = {**meta, 'optimizer_param_groups': groups}
-    with atomic_path(path.with_suffix('.safetensors')) as tmp:   # the state is one file: weights and metadata together
-        save_file(tensors, str(tmp), metadata={'dcf_teach_train_state': json.dumps(meta, default=str)})
-    write_json_atomic(path.with_suffix('.json'), meta)   # a readable copy; a kill between the two writes is harmless
-
-def load_train_state(path: str | Path, # state file stem
-                     modules: dict, # name -> nn.Module to load into
-                     optimizer: torch.optim.Optimizer | None = None, # loaded too if given
-                    ) -> dict:
-    "Load a state saved by `save_train_state` into `modules` and `optimizer`; returns its JSON metadata."
-    from safetensors.torch import load_file
-    path = Path(path)
-    if not path.with_suffix('.safetensors').exists() or not path.with_suffix('.json').exists():
-        raise UserError(f"no training state at {path}.safetensors/.json")
-    from safetensors import safe_open
-    t = load_file(str(path.with_suffix('.safetensors')))
-    with safe_open(str(path.with_suffix('.safetensors')), 'pt') as f: packed = (f.metadata() or {}).get('dcf_teach_train_state')
-    meta = json.loads(packed) if packed else json.loads(path.with_suffix('.json').read_text())
-    for k, m in modules.items():
-        m.load_state_dict({n[len(k) + 1:]: v for n, v in t.items() if n.startswith(k + '.')})
-    if optimizer is not None:
-        st = {}
-        for n, v in t.items():
-            if n.startswith('optim.'):
-                _, pid, key = n.split('.', 2)
-                st.setdefault(int(pid), {})[key] = v
-        optimizer.load_state_dict({'state': st, 'param_groups': meta['optimizer_param_groups']})
-    return meta
 
 # %% ../nbs/20_train_encoder.ipynb #5bde1ab7
 def info_nce(z: torch.Tensor, # [2B, D] embeddings; rows i and i+B are two views of one image

@@ -4,6 +4,7 @@ and SIGKILL at seeded random moments during the five long-running commands.
 
     .venv/bin/python tools/reliability.py                 # everything (about 40 min on 2 cores)
     .venv/bin/python tools/reliability.py --kills 2 --only kills --commands deck,bench
+    .venv/bin/python tools/reliability.py --only kills --commands make-deck --kills 3   # the whole demo build (~10 min a kill)
     make reliability RELIABILITY_ARGS="--kills 10"
 
 Each kill trial starts the command in a fresh folder (its own cache), kills its whole process group with SIGKILL
@@ -120,7 +121,10 @@ def jobs(kb: str) -> dict[str, Job]:
            '--threads', '1']
     lora = ['train', 'lora', '--model', 'kikibouba', '--data', kb, '--out', 'adapter', '--steps', '120', '--batch-size', '4',
             '--val-n', '0', '--val-every', '5', '--checkpoint-steps', '2', '--threads', '1']
+    demo = ['deck', '--demo', '--decks', 'decks', '--site', '_site', '--no-log-output']   # what `make deck` runs
     return {
+        'make-deck': Job('make deck (three demo decks and the site)', demo, demo, 'decks',
+                         ['*/media/**/*', '*/metrics.json', '*/thumbnail.png']),
         'deck': Job('make deck (kikibouba deck)', deck, deck, 'deck', ['media/**/*', 'metrics.json', 'thumbnail.png']),
         'bench': Job('dcf-teach bench', bench, bench, 'bench', ['*.json', '*.jsonl', '*.png']),
         'train-decoder': Job('dcf-teach train decoder', dec, dec + ['--resume'], 'model',
