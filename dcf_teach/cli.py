@@ -21,7 +21,7 @@ COMMANDS = {
     'edit':   ('dcf_teach.engine_cli:edit_cli', 'Make a counterfactual of one image.'),
     'doctor': ('dcf_teach.doctor:doctor_cli', 'Print the environment and run the self-checks.'),
     'train':  ('dcf_teach.train_cli:train_cli', 'Train decoders, oracles and LoRA adapters.'),
-    'bench':  ('dcf_teach.bench:bench_cli', 'Measure DIFFusion on held-out images.'),
+    'bench':  ('dcf_teach.evaluation_cli:bench_cli', 'Measure DIFFusion on held-out images.'),
     'deck':   ('dcf_teach.deck:deck_cli', 'Build a study deck (papermill).'),
     'site':   ('dcf_teach.site:site_cli', 'Build the site of study decks.'),
 }
