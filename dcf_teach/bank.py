@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .core import UserError, atomic_path, get_logger, tensors_sha256, warn_once, write_json_atomic, write_tensors
+from .core import UserError, get_logger, tensors_sha256, warn_once, write_json_atomic, write_tensors
 
 _log = get_logger(__name__)
 

@@ -6,15 +6,12 @@ Docs: https://dcf-teach.github.io/dcf_teach/bench.html.md"""
 
 # %% ../nbs/26_bench.ipynb #a4ff6a2b
 from __future__ import annotations
-import dataclasses, json, sys, time
+import dataclasses, json, time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
-from .core import UserError, get_logger, write_text_atomic
-from .models import parse_fractions
+from .core import get_logger
 from .evaluate import (N_PER_CLASS, EvalConfig, EvalResult, HeldOut, config_sources, evaluate, evaluate_setup,
                                 prepare, reconstruction_errors, resolve_config)
 

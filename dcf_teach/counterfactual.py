@@ -6,15 +6,14 @@ Docs: https://dcf-teach.github.io/dcf_teach/counterfactual.html.md"""
 
 # %% ../nbs/14_counterfactual.ipynb #1e0b3d2f
 from __future__ import annotations
-import itertools, time
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import __version__
-from .core import UserError, atomic_path, get_logger, write_json_atomic
+from .core import UserError, atomic_path, get_logger
 from .models import Components, decode_latents
 from .inversion import Inversion, invert, regenerate, resolve_t_skip
 

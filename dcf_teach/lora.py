@@ -6,18 +6,15 @@ Docs: https://dcf-teach.github.io/dcf_teach/lora.html.md"""
 
 # %% ../nbs/27_lora.ipynb #09bec9fd
 from __future__ import annotations
-import dataclasses, hashlib, json, math, os, shutil, sys, tempfile, time
+import json, math, os, shutil, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .core import UserError, content_hash, get_logger, load_train_state, save_train_state, verify_weights, weight_hashes, write_json_atomic
-from .adapters import (ADAPTER_FORMAT, ADAPTER_META, LORA_TARGETS, _base_state, _has_lora, _swap_in, add_lora,
-                                base_fingerprint, check_adapter_base, load_adapter, lora_config, read_adapter_meta, save_adapter)
+from .core import UserError, get_logger, load_train_state, save_train_state, write_json_atomic
+from .adapters import ADAPTER_META, add_lora, base_fingerprint, save_adapter
 from .models import Components, encode_images
 
 _log = get_logger(__name__)

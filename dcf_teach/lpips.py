@@ -6,14 +6,14 @@ Docs: https://dcf-teach.github.io/dcf_teach/lpips.html.md"""
 
 # %% ../nbs/22_lpips.ipynb #e36c58f7
 from __future__ import annotations
-import functools, hashlib, importlib.util, os, pickle
+import functools, importlib.util, os, pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .core import UserError, file_sha256, get_logger, read_tensors, write_tensors
 

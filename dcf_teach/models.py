@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .core import (UserError, content_hash, get_logger, resolve_device, state_fingerprint, verify_weights, weight_hashes,
+from .core import (UserError, get_logger, resolve_device, state_fingerprint, verify_weights, weight_hashes,
                             write_json_atomic)
 from .adapters import load_adapter
 

@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/oracle.html.md"""
 
 # %% ../nbs/23_oracle.ipynb #1362f9b2
 from __future__ import annotations
-import copy, datetime, hashlib, json, math, os, shutil, tempfile, time
+import copy, datetime, json, math, os, shutil, tempfile, time
 from importlib import resources
 from pathlib import Path
 
