@@ -12,8 +12,9 @@ from pathlib import Path
 
 from . import __version__
 from .core import get_logger
-from .evaluate import (N_PER_CLASS, EvalConfig, EvalResult, HeldOut, config_sources, evaluate, evaluate_setup,
-                                prepare, reconstruction_errors, resolve_config)
+from .settings import EditSettings
+from .methods import DIFFusion
+from .evaluate import (N_PER_CLASS, EvalResult, HeldOut, evaluate, evaluate_setup, prepare, reconstruction_errors)
 
 log = get_logger(__name__)
 
@@ -53,18 +54,19 @@ def _subset(held: HeldOut, idx) -> HeldOut:
                    [held.ids[i] for i in idx], held.classes)
 
 def batching_check(setup, # `EvalSetup` from `prepare`
-                   config: EvalConfig, # the options
+                   edit: EditSettings, # the edit settings
                    batch_size: int, # the batched run's batch size
                    k: int, # images to compare (the first k held-out images of each direction, interleaved)
+                   method=None, # the `CounterfactualMethod` (None: DIFFusion's search)
                   ) -> dict:
     "Run the first `k` images batched and one by one (no cache); compare the answers and the wall times."
     h = setup.held
     a = [i for i in range(len(h)) if h.sources[i] == 0]; b = [i for i in range(len(h)) if h.sources[i] == 1]
     idx = sorted([i for pair in zip(a, b) for i in pair][:k] + (a[len(b):] if len(a) > len(b) else [])[:max(0, k - 2 * len(b))])
     sub = _subset(h, idx)
-    args = (setup.components, sub, setup.bank, setup.oracle, config, setup.data.ground_truth)
-    rb = evaluate(*args, batch_size=min(batch_size, len(idx)), cache=None)
-    r1 = evaluate(*args, batch_size=1, cache=None)
+    args = (setup.components, sub, setup.bank, setup.oracle, edit, setup.data.ground_truth)
+    rb = evaluate(*args, batch_size=min(batch_size, len(idx)), cache=None, method=method)
+    r1 = evaluate(*args, batch_size=1, cache=None, method=method)
     same = all((x.flipped, x.t_skip, x.nfe, x.nfe_reference_protocol) == (y.flipped, y.t_skip, y.nfe, y.nfe_reference_protocol)
                for x, y in zip(rb.records, r1.records))
     dp = max(abs(p - q) for x, y in zip(rb.records, r1.records) for (_, p), (_, q) in zip(x.tried, y.tried))
@@ -91,7 +93,7 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
               n: int = 100, # held-out images, half each way
               model=None, # model (default: the dataset's shipped model)
               oracle=None, # oracle folder / shipped name / callable (default: the dataset's shipped oracle)
-              config: EvalConfig = EvalConfig(), # ω, N, CFG, inversion, fractions, seed (None edit settings: the model's)
+              edit: EditSettings = EditSettings(), # ω, N, CFG, inversion, T_skip fractions, seed (None: the model's)
               batch_size: int = 32, # images per search batch (1: the per-image loop)
               adapter=None, # LoRA adapter folder
               device: str = 'cpu', # torch device
@@ -102,13 +104,15 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
               n_per_class: int = N_PER_CLASS, # generated images per class (procedural data)
               cache_results: bool = True, # cache counterfactuals and records
               progress: bool = False, # progress bars
+              search: str = 'linear', # DIFFusion's minimal-edit search (`methods.SEARCHES`)
              ) -> BenchReport:
     "Run the benchmark and return its report."
     t0 = time.perf_counter()
     su = prepare(dataset, classes, n, model, oracle, adapter, device, cache, n_per_class, cache_results, progress)
-    given = config_sources(config, su.components)
-    config = resolve_config(config, su.components)      # the model's recommended edit settings where none were given
-    res = evaluate_setup(su, config, batch_size, progress)
+    given = edit.sources(su.components)
+    edit = edit.resolve(su.components)      # the model's recommended edit settings where none were given
+    method = DIFFusion(su.oracle, search)   # the released protocol: the search stops on the judge's verdict
+    res = evaluate_setup(su, edit, batch_size, progress, method)
     m = res.metrics()
     rep = {'dataset': su.data.name, 'classes': list(su.data.classes), 'model': su.model, 'oracle': su.oracle_name,
            'n_images': m['n_images'], 'n_flipped': m['n_flipped'], 'success_ratio': m['success_ratio'],
@@ -117,19 +121,19 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
         if k in m: rep[k] = m[k]
     rep.update({k: m[k] for k in ('lpips', 'l1', 'ssim')})
     if reconstruction:
-        e = reconstruction_errors(su.components, su.held.images, config, batch_size, su.cache)
+        e = reconstruction_errors(su.components, su.held.images, edit, batch_size, su.cache)
         rep['reconstruction_max_abs_error'] = float(e.max()) if len(e) else None
     ctl = None
     if control:
-        ctl = evaluate_setup(su, dataclasses.replace(config, omega=0.0), batch_size, progress)
+        ctl = evaluate_setup(su, dataclasses.replace(edit, omega=0.0), batch_size, progress, method)
         cm = ctl.metrics()
         rep['control_success_ratio'] = cm['success_ratio']
         rep['control_target_ratio'] = cm['target_ratio']
         if 'gt_flip_rate' in cm: rep['control_gt_flip_rate'] = cm['gt_flip_rate']
     rep.update({k: m[k] for k in ('t_skip_histogram', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
                                   'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'confident_ratio', 'by_direction')})
-    if speed_check: rep['batching'] = batching_check(su, config, batch_size, min(speed_check, len(su.held)))
-    rep['config'] = {**config.as_dict(), 'edit_defaults_from': given, 'batch_size': batch_size,
+    if speed_check: rep['batching'] = batching_check(su, edit, batch_size, min(speed_check, len(su.held)), method)
+    rep['config'] = {**edit.as_dict(), 'method': method.fingerprint(), 'edit_defaults_from': given, 'batch_size': batch_size,
                      'adapter': str(adapter) if adapter else None, 'device': str(su.components.device)}
     rep['ids'] = {'model': res.model_id, 'bank': res.bank_id, 'oracle': res.oracle_id, 'encoder': su.components.encoder_id,
                   'data': str(su.data.root), 'bank_counts': dict(zip(su.bank.classes, su.bank.counts))}
@@ -151,11 +155,11 @@ def _summary(rep: dict) -> str:
         src = cf.get('edit_defaults_from') or {}
         by = lambda k: f" ({src[k]})" if k in src else ''
         lines.append(f"  edit settings: ω = {f(cf['omega'])}{by('omega')}, CFG {f(cf['guidance_scale'])}{by('guidance_scale')}, "
-                     f"{cf['condition']!r} inversion{by('condition')}" +
-                     (f" at CFG {f(cf['inversion_guidance_scale'])}{by('inversion_guidance_scale')}" if cf['condition'] == 'source' else ''))
-        if cf.get('fractions'):
-            fr = cf['fractions']
-            lines.append(f"  search: T_skip {f(fr[0])} → {f(fr[-1])} ({len(fr)} values){by('fractions')}, stops at oracle "
+                     f"{cf['inversion']!r} inversion{by('inversion')}" +
+                     (f" at CFG {f(cf['inversion_guidance_scale'])}{by('inversion_guidance_scale')}" if cf['inversion'] == 'source' else ''))
+        if cf.get('t_skip_fractions'):
+            fr = cf['t_skip_fractions']
+            lines.append(f"  search: T_skip {f(fr[0])} → {f(fr[-1])} ({len(fr)} values){by('t_skip_fractions')}, stops at oracle "
                          f"confidence {f(cf.get('min_confidence', 0.5))}{by('min_confidence')}")
     for k in ('success_ratio', 'target_ratio', 'success_ratio_flipped_only', 'gt_flip_rate', 'control_success_ratio',
               'lpips', 'l1', 'ssim', 'reconstruction_max_abs_error', 'nfe_per_cf', 'nfe_lower_bound_per_cf',

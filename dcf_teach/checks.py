@@ -94,7 +94,7 @@ def check_dataset(source: str | Path, # ImageFolder root or CSV manifest
     check_input(source, opt)
     try: return load_dataset(source, classes=list(classes) if classes else None)
     except UserError as e:
-        raise UserError(e.message if e.message.startswith(opt) else f"{opt} {source}: {e.message}") from None
+        raise UserError(str(e) if str(e).startswith(opt) else f"{opt} {source}: {str(e)}") from None
 
 def check_device(device: str, # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps', ...
                  opt: str = '--device', # the option (named in the error)
@@ -118,7 +118,7 @@ def check_model(model: str | Path | None, # folder, 'default', shipped name or h
     from dcf_teach.models import resolve_model
     try: kind, where = resolve_model(model)
     except UserError as e:
-        raise UserError(e.message if opt in e.message else f"{opt} {model}: {e.message}") from None
+        raise UserError(str(e) if opt in str(e) else f"{opt} {model}: {str(e)}") from None
     if kind == 'hub':
         from dcf_teach.models import hub_offline
         if hub_offline(): raise UserError(f"{opt} {model!r}: no such model folder or shipped model, and the hub is offline "
@@ -135,7 +135,7 @@ def check_oracle(oracle: str | Path | None, # oracle folder or shipped name (Non
     if oracle is None: return None
     from dcf_teach.oracle import _resolve
     try: return _resolve(oracle)
-    except UserError as e: raise UserError(f"{opt}: {e.message}") from None
+    except UserError as e: raise UserError(f"{opt}: {str(e)}") from None
 
 def check_dataset_spec(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion-mnist' or an ImageFolder / CSV
                        classes: str | Sequence[str] | None = None, # the two classes (default: the dataset's)

@@ -6,49 +6,28 @@ Docs: https://dcf-teach.github.io/dcf_teach/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #2980611d
 from __future__ import annotations
-import importlib, logging, os
+import logging, os
 import click
 from . import __version__
 from .core import setup_logging
+from .cli_base import LazyGroup
 
 # %% auto #0
-__all__ = ['COMMANDS', 'LazyGroup', 'cli', 'main']
+__all__ = ['COMMANDS', 'cli', 'main']
 
 # %% ../nbs/99_cli.ipynb #522d6447
 COMMANDS = {
     'data':   ('dcf_teach.data_cli:data_cli', 'Make, export and check datasets.'),
     'bank':   ('dcf_teach.engine_cli:bank_cli', 'Build a CLIP direction bank from a dataset.'),
     'edit':   ('dcf_teach.engine_cli:edit_cli', 'Make a counterfactual of one image.'),
-    'doctor': ('dcf_teach.doctor:doctor_cli', 'Print the environment and run the self-checks.'),
+    'doctor': ('dcf_teach.evaluation_cli:doctor_cli', 'Print the environment and run the self-checks.'),
     'train':  ('dcf_teach.train_cli:train_cli', 'Train decoders, oracles and LoRA adapters.'),
     'bench':  ('dcf_teach.evaluation_cli:bench_cli', 'Measure DIFFusion on held-out images.'),
-    'deck':   ('dcf_teach.deck:deck_cli', 'Build a study deck (papermill).'),
-    'site':   ('dcf_teach.site:site_cli', 'Build the site of study decks.'),
+    'deck':   ('dcf_teach.study_cli:deck_cli', 'Build a study deck (papermill).'),
+    'site':   ('dcf_teach.study_cli:site_cli', 'Build the site of study decks.'),
 }
 
-class LazyGroup(click.Group):
-    "A click group whose sub-commands are imported on first use."
-    def __init__(self, *args, lazy: dict | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy or {}
 
-    def list_commands(self, ctx): return sorted(set(super().list_commands(ctx)) | set(self.available()))
-
-    def available(self):
-        "Names whose module is present in this installation."
-        from importlib.util import find_spec
-        return [k for k, (ref, _) in self.lazy.items() if find_spec(ref.split(':')[0]) is not None]
-
-    def get_command(self, ctx, name):
-        if name in self.lazy and name in self.available():
-            mod, attr = self.lazy[name][0].split(':')
-            return getattr(importlib.import_module(mod), attr)
-        return super().get_command(ctx, name)
-
-    def format_commands(self, ctx, formatter):
-        rows = [(k, self.lazy[k][1]) for k in self.list_commands(ctx) if k in self.lazy]
-        if rows:
-            with formatter.section('Commands'): formatter.write_dl(rows)
 
 # %% ../nbs/99_cli.ipynb #bb1c323d
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={'help_option_names': ['-h', '--help']})

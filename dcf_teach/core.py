@@ -10,7 +10,6 @@ import contextlib, hashlib, json, logging, os, tempfile
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 # %% auto #0
@@ -21,9 +20,9 @@ __all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'UserError', 'atomic_path', 'write_text
            'test_close_f32', 'get_logger', 'setup_logging', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
-class UserError(click.ClickException):
+class UserError(Exception):
     "A problem with the user's input, shown as one line without a traceback."
-    exit_code = 2
+    exit_code = 2 # what the command line exits with, as click does for a usage error
 
 # %% ../nbs/00_core.ipynb #0550128a
 @contextlib.contextmanager

@@ -220,7 +220,7 @@ def _check_files(recs, max_pixels=MAX_PIXELS, progress=False):
         it = tqdm(it, total=len(recs), desc='checking images', unit='img')
     for i, (p, cls, *_) in it:
         try: im, mode = _decode(Path(p), max_pixels)
-        except BadImage as e: problems.append(([p], e.format_message())); continue
+        except BadImage as e: problems.append(([p], str(e))); continue
         info[i] = (im.size, mode)
         h = content_hash(np.asarray(im))
         if h in seen and recs[seen[h]][1] != cls:
@@ -240,7 +240,7 @@ def image_problem(path: str | Path, # image file
     except OSError: key = None
     if key is not None and key in _VERDICTS: return _VERDICTS[key]
     try: _decode(Path(path), max_pixels, draft=64); why = None
-    except BadImage as e: why = e.format_message()
+    except BadImage as e: why = str(e)
     if key is not None: _VERDICTS[key] = why
     return why
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .core import UserError, get_logger
+from .cli_base import Group
 
 # %% auto #0
 __all__ = ['data_cli', 'kikibouba_cmd', 'accretion_cmd', 'fashion_mnist_cmd', 'check_cmd']
@@ -19,7 +20,7 @@ __all__ = ['data_cli', 'kikibouba_cmd', 'accretion_cmd', 'fashion_mnist_cmd', 'c
 # %% ../nbs/05_data_cli.ipynb #11576581
 _log = get_logger(__name__)
 
-@click.group('data')
+@click.group('data', cls=Group)
 def data_cli():
     "Make, export and check datasets."
 

@@ -11,24 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import click
 import numpy as np
 
 from . import __version__
 from .core import UserError, atomic_path, get_logger, seed_from, write_json_atomic, write_text_atomic
+from .settings import LIBRARY_EDIT_DEFAULTS, EditSettings, parse_fractions
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'INTERP_OMEGAS', 'TIMING_KEYS', 'GRID_STEPS', 'TEMPLATE', 'DEMO_DECKS', 'in_nbdev_test', 'slug', 'begin_deck',
-           'prune_media', 'gallery_html', 'video_html', 'media_src', 'pick_examples', 'examples_grid', 'StudyPair',
-           'write_pair_media', 'study_video_frames', 'study_video', 'tskip_curve', 'omega_sweep',
-           'write_interpolation_media', 'study_pairs', 'dummy_deck_assets', 'deck_metrics', 'write_metrics',
-           'without_timing', 'DeckConfig', 'deck_name', 'resolve_deck_params', 'resolve_deck_edit', 'DeckInterrupted',
-           'setup_deck_logging', 'run_search', 'direction_of', 'intro_markdown', 'direction_markdown', 'examples_for',
-           'write_thumbnail', 'write_pair_grids', 'interp_omegas', 'cached', 'write_interpolations', 'write_analysis',
-           'metrics_markdown', 'finish_deck', 'template_path', 'deck_parameters', 'coerce_parameter', 'ensure_kernel',
-           'deck_title', 'check_deck', 'run_deck', 'demo_available', 'build_demo_decks', 'deck_cli', 'curate_media']
+__all__ = ['log', 'INTERP_OMEGAS', 'TIMING_KEYS', 'EDIT_PARAMETERS', 'GRID_STEPS', 'TEMPLATE', 'DEMO_DECKS', 'in_nbdev_test',
+           'slug', 'begin_deck', 'prune_media', 'gallery_html', 'video_html', 'media_src', 'pick_examples',
+           'examples_grid', 'StudyPair', 'write_pair_media', 'study_video_frames', 'study_video', 'tskip_curve',
+           'omega_sweep', 'write_interpolation_media', 'study_pairs', 'dummy_deck_assets', 'deck_metrics',
+           'write_metrics', 'without_timing', 'DeckConfig', 'deck_name', 'resolve_deck_params', 'resolve_deck_edit',
+           'DeckInterrupted', 'setup_deck_logging', 'run_search', 'direction_of', 'intro_markdown',
+           'direction_markdown', 'examples_for', 'write_thumbnail', 'write_pair_grids', 'interp_omegas', 'cached',
+           'write_interpolations', 'write_analysis', 'metrics_markdown', 'finish_deck', 'template_path',
+           'deck_parameters', 'coerce_parameter', 'ensure_kernel', 'deck_title', 'check_deck', 'run_deck',
+           'demo_available', 'build_demo_decks', 'curate_media']
 
 # %% ../nbs/31_deck.ipynb #e3c9edaa
 def in_nbdev_test() -> bool:
@@ -217,14 +218,17 @@ def study_video(examples: Sequence[Sequence[Any]], # one list of example images 
     return save_mp4(frames, durs, path, fps)
 
 # %% ../nbs/31_deck.ipynb #51cdb761
+def _counterfactual_kwargs(e: EditSettings) -> dict:
+    "Resolved settings as the keywords of the engine primitive `counterfactuals`."
+    return dict(n_steps=e.n_steps, guidance_scale=e.guidance_scale, condition=e.inversion,
+                inversion_guidance_scale=e.inversion_guidance_scale, zero_last_noise=e.zero_last_noise, seed=e.seed)
+
 def tskip_curve(c, # `Components`
                 images, # [B,3,R,R] in [0,1]
                 directions, # [D] or [B,D]: d = μ̂_target − μ̂_source of each image
                 oracle, # images -> P(class 1)
                 fractions: Sequence[float] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), # T_skip fractions
-                omega: float = 2.0, # edit strength
-                n_steps: int = 100, # N
-                **edit, # the other options of `dcf_teach.counterfactual.counterfactuals` (CFG, inversion, seed, ...)
+                edit: EditSettings = EditSettings(), # ω, N, CFG, inversion, seed (None: the model's)
                ) -> dict:
     "Success ratio (over all images) and mean LPIPS at each fixed T_skip fraction."
     import torch
@@ -233,8 +237,9 @@ def tskip_curve(c, # `Components`
     from dcf_teach.lpips import lpips
     from dcf_teach.search import oracle_probs
     images = torch.as_tensor(images).float()
+    e = edit.resolve(c); omega, n_steps = e.omega, e.n_steps
     ks = [resolve_t_skip(float(f), n_steps) for f in fractions]
-    sw, _ = counterfactuals(c, images, directions, [omega], ks, n_steps, **edit)
+    sw, _ = counterfactuals(c, images, directions, [omega], ks, **_counterfactual_kwargs(e))
     p0 = oracle_probs(oracle, images)
     sr, lp = [], []
     for k in ks:
@@ -256,13 +261,13 @@ def omega_sweep(c, # `Components`
                 target_index: int, # 0 or 1: the class the probabilities are reported for
                 omegas: Sequence[float] = INTERP_OMEGAS, # ω of each frame
                 t_skip: int | float = 0.6, # one T_skip (steps or fraction) for all frames
-                **edit, # the other options of `dcf_teach.counterfactual.counterfactuals` (N, CFG, inversion, seed, ...)
+                edit: EditSettings = EditSettings(), # N, CFG, inversion, seed (None: the model's); ω comes from `omegas`
                ) -> tuple:
     "Frames [k,3,R,R] of `image` edited with each ω, and the oracle's probability of the target class per frame."
     import torch
     from dcf_teach.counterfactual import counterfactuals
     from dcf_teach.search import oracle_probs
-    sw, _ = counterfactuals(c, torch.as_tensor(image).float()[None], direction, list(omegas), [t_skip], **edit)
+    sw, _ = counterfactuals(c, torch.as_tensor(image).float()[None], direction, list(omegas), [t_skip], **_counterfactual_kwargs(edit.resolve(c)))
     p1 = oracle_probs(oracle, sw.images)
     return sw.images, [float(p if target_index == 1 else 1 - p) for p in p1]
 
@@ -358,7 +363,7 @@ def deck_metrics(result, # `dcf_teach.evaluate.EvalResult`
         b = sub[0].target
         counts[f"{a}→{b}"] = dict(n=len(sub), flipped=sum(r.flipped for r in sub),
                                  to_target=sum(r.flipped_to_target for r in sub))
-    m.update(dataset=str(dataset), classes=order, counts=counts, config=result.config.as_dict(),
+    m.update(dataset=str(dataset), classes=order, counts=counts, config=result.edit.as_dict(),
              model_id=result.model_id, bank_id=result.bank_id, oracle_id=result.oracle_id,
              ground_truth=result.ground_truth, library_version=__version__, **extra)
     return _round(m)
@@ -389,16 +394,10 @@ class DeckConfig:
     n_images: int # held-out images searched
     n_study: int # flips shown per direction
     n_examples: int # unpaired examples per class
-    omega: float | None # ω (None: the model's recommendation, until `resolve_deck_edit`)
-    fractions: tuple | None # T_skip fractions of the search (None: the model's recommendation)
-    n_steps: int # N
-    guidance: float | None # regeneration CFG (None: the model's)
-    inversion: str | None # 'zero' or 'source' (None: the model's)
-    inversion_guidance: float | None # CFG of a 'source' inversion (None: the model's)
+    edit: EditSettings # the edit settings (None: the model's recommendation, until `resolve_deck_edit`)
     curve_images: int # images of the T_skip sweep
     curve_fractions: tuple # T_skip fractions of that sweep
     n_interp: int # images per direction swept across ω
-    seed: int # run seed
     out_dir: Path # the deck folder
     cache: Path | None # cache folder (None: the default)
     n_per_class: int # generated images per class
@@ -409,15 +408,10 @@ class DeckConfig:
     deck_name: str # default folder name of the deck (decks/<deck_name>)
     progress: bool = True # progress bars and log lines
     tiny: bool = False # the nbdev-test configuration
-    edit_defaults_from: dict | None = None # where ω, CFG and inversion came from ('given', 'model', 'library'), set by `resolve_deck_edit`
-    min_confidence: float | None = None # oracle target-class probability that stops the search (None: the model's)
+    edit_defaults_from: dict | None = None # where each edit setting came from ('given', 'model', 'library'), set by `resolve_deck_edit`
 
-def _opt_float(p: dict, k: str) -> float | None:
-    "Parameter `k` as a float, or None when it is not given (None, '' or 'none')."
-    v = p.get(k)
-    if v is None or (isinstance(v, str) and v.strip().lower() in ('', 'none')): return None
-    try: return float(v)
-    except (TypeError, ValueError): raise UserError(f"{k} {v!r}: expected a number (or None: the model's recommendation)") from None
+EDIT_PARAMETERS = ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale', 't_skip_fractions', 'min_confidence',
+                   'n_steps', 'seed') # template parameters that are `EditSettings` fields, under the same names
 
 def deck_name(dataset: str, # dataset name or folder
               classes: Sequence[str] | None = None, # the classes as given
@@ -446,12 +440,10 @@ def resolve_deck_params(p: dict, # the template's parameters
     cls = [c.strip() for c in str(p.get('classes') or '').split(',') if c.strip()] or None
     if cls is not None and (len(cls) != 2 or cls[0] == cls[1]):
         raise UserError(f"classes {p.get('classes')!r}: give two different classes 'A,B'")
-    inv = None if p.get('inversion') in (None, '', 'none', 'None') else str(p['inversion'])
-    if inv not in (None, 'zero', 'source'):
-        raise UserError(f"inversion {p.get('inversion')!r}: use 'zero' or 'source' (or None: the model's recommendation)")
-    ints = {k: int(p[k]) for k in ('n_images', 'n_study', 'n_examples', 'n_steps', 'curve_images', 'n_interp', 'seed',
+    edit = EditSettings.parse({k: p[k] for k in EDIT_PARAMETERS if k in p})
+    ints = {k: int(p[k]) for k in ('n_images', 'n_study', 'n_examples', 'curve_images', 'n_interp',
                                    'n_per_class', 'batch_size', 'stop_after')}
-    for k, lo in dict(n_images=2, n_steps=1, batch_size=1, n_per_class=10).items():
+    for k, lo in dict(n_images=2, batch_size=1, n_per_class=10).items():
         if ints[k] < lo: raise UserError(f"{k} must be at least {lo}, got {ints[k]}")
     for k in ('n_study', 'n_examples', 'curve_images', 'n_interp', 'stop_after'):
         if ints[k] < 0: raise UserError(f"{k} must be >= 0, got {ints[k]}")
@@ -459,38 +451,25 @@ def resolve_deck_params(p: dict, # the template's parameters
     out = Path(p.get('out_dir') or Path('decks') / name)
     cache = Path(p['cache_dir']).expanduser() if p.get('cache_dir') else None
     model, oracle = p.get('model') or None, p.get('oracle') or None
-    from dcf_teach.models import LIBRARY_EDIT_DEFAULTS, check_confidence, parse_fractions
-    given = p.get('t_skip_fractions')
-    fr = None if given is None or str(given).strip().lower() in ('', 'none') else parse_fractions(given, 't_skip_fractions')
-    cfr = parse_fractions(p.get('curve_fractions') or fr or LIBRARY_EDIT_DEFAULTS['t_skip_fractions'], 'curve_fractions')
-    mc = _opt_float(p, 'min_confidence')
-    if mc is not None: check_confidence(mc)
+    cfr = parse_fractions(p.get('curve_fractions') or edit.t_skip_fractions or LIBRARY_EDIT_DEFAULTS['t_skip_fractions'], 'curve_fractions')
     if tiny:
         tmp = Path(tempfile.mkdtemp(prefix='dcf-deck-test-'))
         atexit.register(shutil.rmtree, tmp, True)   # a test deck is scratch: gone when the process ends
         out, cache = tmp / name, tmp / 'cache'
         if model is None and oracle is None: model, oracle = _tiny_assets(p['dataset'], cls, tmp)
-        ints.update(n_images=4, n_study=2, n_examples=3, n_steps=8, curve_images=2, n_interp=1, n_per_class=30,
-                    batch_size=2, stop_after=0)
-        fr = cfr = (0.9, 0.5, 0.0)
+        ints.update(n_images=4, n_study=2, n_examples=3, curve_images=2, n_interp=1, n_per_class=30, batch_size=2, stop_after=0)
+        edit = dataclasses.replace(edit, n_steps=8, t_skip_fractions=(0.9, 0.5, 0.0)); cfr = (0.9, 0.5, 0.0)
     return DeckConfig(str(p['dataset']), sorted(cls) if cls else None, cls, model, oracle, p.get('adapter') or None,
-                      ints['n_images'], ints['n_study'], ints['n_examples'], _opt_float(p, 'omega'), fr, ints['n_steps'],
-                      _opt_float(p, 'guidance'), inv, _opt_float(p, 'inversion_guidance'), ints['curve_images'], cfr, ints['n_interp'],
-                      ints['seed'], out, cache, ints['n_per_class'], ints['batch_size'], str(p.get('device', 'cpu')),
-                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny, min_confidence=mc)
+                      ints['n_images'], ints['n_study'], ints['n_examples'], edit, ints['curve_images'], cfr, ints['n_interp'],
+                      out, cache, ints['n_per_class'], ints['batch_size'], str(p.get('device', 'cpu')),
+                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny)
 
 def resolve_deck_edit(cfg: DeckConfig, # from `resolve_deck_params`
                       c, # the loaded `Components` (their `edit_defaults`)
                      ) -> DeckConfig:
-    "`cfg` with ω, the CFG scales and the inversion filled in from the model's recommendations where not given."
-    from dcf_teach.models import edit_settings
+    "`cfg` with its edit settings filled in from the model's recommendations where not given."
     if cfg.edit_defaults_from is not None: return cfg       # resolved already
-    es, src = edit_settings(c, omega=cfg.omega, inversion=cfg.inversion, guidance_scale=cfg.guidance,
-                            inversion_guidance_scale=cfg.inversion_guidance, t_skip_fractions=cfg.fractions,
-                            min_confidence=cfg.min_confidence)
-    return dataclasses.replace(cfg, omega=float(es['omega']), guidance=float(es['guidance_scale']), inversion=es['inversion'],
-                               inversion_guidance=float(es['inversion_guidance_scale']), fractions=tuple(es['t_skip_fractions']),
-                               min_confidence=float(es['min_confidence']), edit_defaults_from=src)
+    return dataclasses.replace(cfg, edit=cfg.edit.resolve(c), edit_defaults_from=cfg.edit.sources(c))
 
 # %% ../nbs/31_deck.ipynb #5592b0fc
 class DeckInterrupted(RuntimeError):
@@ -505,22 +484,22 @@ def setup_deck_logging(cfg: DeckConfig) -> None:
     tqdm.auto.tqdm = tqdm.std.tqdm   # in a kernel tqdm.auto draws widgets, which papermill cannot show
 
 def run_search(setup, # `dcf_teach.evaluate.EvalSetup`
-               config, # `dcf_teach.evaluate.EvalConfig`
+               edit: EditSettings, # the edit settings (None: the model's)
                batch_size: int = 8, # images per search batch
                stop_after: int = 0, # stop (raise `DeckInterrupted`) after this many images; 0: never
                progress: bool = True, # progress bar over batches
               ):
     "The minimal-edit search on the held-out images, cached per image (an interrupted build resumes)."
-    from dcf_teach.evaluate import HeldOut, evaluate_setup, resolve_config
-    config = resolve_config(config, setup.components)     # the model's recommended edit settings where none were given
+    from dcf_teach.evaluate import HeldOut, evaluate_setup
+    edit = edit.resolve(setup.components)     # the model's recommended edit settings where none were given
     h = setup.held
     if stop_after and stop_after < len(h):
         k = stop_after
         part = dataclasses.replace(setup, held=HeldOut(h.images[:k], h.sources[:k], h.targets[:k], h.ids[:k], h.classes))
-        evaluate_setup(part, config, batch_size, progress)
+        evaluate_setup(part, edit, batch_size, progress)
         raise DeckInterrupted(f"stop_after={k}: stopped after {k} of {len(h)} images; rerun to resume from the cache")
-    log.info(f"minimal-edit search on {len(h)} images (ω={config.omega:g}, {config.condition!r} inversion, N={config.n_steps})")
-    return evaluate_setup(setup, config, batch_size, progress)
+    log.info(f"minimal-edit search on {len(h)} images (ω={edit.omega:g}, {edit.inversion!r} inversion, N={edit.n_steps})")
+    return evaluate_setup(setup, edit, batch_size, progress)
 
 def direction_of(a: str, b: str) -> str:
     "The file-name tag of the direction a → b."
@@ -530,13 +509,12 @@ def direction_of(a: str, b: str) -> str:
 def intro_markdown(title: str, # the deck's title
                    setup, # `EvalSetup`
                    order: Sequence[str], # (A, B)
-                   config, # `EvalConfig`
+                   edit: EditSettings, # the edit settings
                   ) -> str:
     "The deck's opening: what it teaches, how to study it, how it was made."
-    from dcf_teach.evaluate import resolve_config
     A, B = order
-    config = resolve_config(config, setup.components)
-    fr = config.fractions
+    config = edit.resolve(setup.components)
+    fr = config.t_skip_fractions
     return (f"# {title}\n\n"
             f"This deck teaches the difference between **{A}** and **{B}** images (dataset `{setup.data.name}`). "
             "It follows the study material of DIFFusion (Chiquier et al., *Teaching Humans Subtle Differences with "
@@ -546,7 +524,7 @@ def intro_markdown(title: str, # the deck's title
             f"Made with model `{setup.model}`, oracle `{setup.oracle_name}`, ω = {config.omega:g}, N = {config.n_steps}, "
             f"T_skip search {fr[0]:g} → {fr[-1]:g} ({len(fr)} steps"
             f"{'' if config.min_confidence == 0.5 else f', stopping at oracle confidence {config.min_confidence:g}'}), "
-            f"{config.condition!r} inversion, guidance "
+            f"{config.inversion!r} inversion, guidance "
             f"{config.guidance_scale:g}, seed {config.seed}, on {len(setup.held)} held-out images.")
 
 def direction_markdown(result, # `EvalResult`
@@ -636,16 +614,6 @@ def cached(setup, # `EvalSetup` (its `cache` folder; None: no cache)
     store.put(key, rec, t)
     return rec, t
 
-def _edit_kwargs(cfg: DeckConfig) -> dict:
-    "The deck's edit options as keywords of `dcf_teach.counterfactual.counterfactuals`."
-    return dict(n_steps=cfg.n_steps, guidance_scale=cfg.guidance, condition=cfg.inversion,
-                inversion_guidance_scale=cfg.inversion_guidance, seed=cfg.seed)
-
-def _edit_key(cfg: DeckConfig) -> dict:
-    "The same options as cache-key parts (the inversion CFG only for 'source' inversion: 'zero' keys stay as they were)."
-    key = dict(n_steps=cfg.n_steps, guidance=cfg.guidance, inversion=cfg.inversion, seed=cfg.seed)
-    return key | ({'inversion_guidance': cfg.inversion_guidance} if cfg.inversion == 'source' else {})
-
 def write_interpolations(setup, # `EvalSetup`
                          result, # `EvalResult` of the search
                          pairs: Sequence[StudyPair], # the study pairs (the first `cfg.n_interp` per direction are swept)
@@ -656,19 +624,19 @@ def write_interpolations(setup, # `EvalSetup`
     "Interpolation GIF, MP4 and strip per swept image, at its minimal T_skip; the ω grid with all of them."
     from dcf_teach.render import omega_grid
     cfg = resolve_deck_edit(cfg, setup.components)
-    media, ws, out, rows = Path(media_dir), interp_omegas(cfg.omega), [], []
+    media, ws, out, rows = Path(media_dir), interp_omegas(cfg.edit.omega), [], []
     classes = list(setup.data.classes)
     for a, b in [(order[0], order[1]), (order[1], order[0])]:
         for i, p in enumerate([p for p in pairs if (p.source, p.target) == (a, b)][:cfg.n_interp]):
             def sweep(p=p, a=a, b=b):
                 fr, pr = omega_sweep(setup.components, p.original, setup.bank.direction(a, b), setup.oracle,
-                                     classes.index(b), ws, p.t_skip, **_edit_kwargs(cfg))
+                                     classes.index(b), ws, p.t_skip, cfg.edit)
                 return dict(probs=pr), fr
             rec, fr = cached(setup, result, 'deck-omega-sweep', sweep, image=p.key, source=a, target=b, omegas=ws,
-                             t_skip=p.t_skip, **_edit_key(cfg))
+                             t_skip=p.t_skip, **cfg.edit.key('omega', 't_skip_fractions', 'min_confidence'))
             pr = rec['probs']
             files = write_interpolation_media(fr, ws, pr, b, f'interpolation_{direction_of(a, b)}_{i:02d}', media)
-            out.append(dict(files, caption=f"{a} → {b}: ω from {ws[0]:g} to {ws[-1]:g} (T_skip {p.t_skip}/{cfg.n_steps})"))
+            out.append(dict(files, caption=f"{a} → {b}: ω from {ws[0]:g} to {ws[-1]:g} (T_skip {p.t_skip}/{cfg.edit.n_steps})"))
             rows.append((p.original, fr, pr, f"{a} → {b}"))
     if rows:
         idx = [k + 2 for k in GRID_STEPS]
@@ -695,10 +663,9 @@ def write_analysis(setup, # `EvalSetup`
         idx = half[0] + half[1]
         dirs = torch.stack([setup.bank.direction(result.records[i].source, result.records[i].target) for i in idx])
         curve, _ = cached(setup, result, 'deck-tskip-curve', lambda: (tskip_curve(
-                              setup.components, result.originals[idx], dirs, setup.oracle, cfg.curve_fractions, cfg.omega,
-                              **_edit_kwargs(cfg)), None),
+                              setup.components, result.originals[idx], dirs, setup.oracle, cfg.curve_fractions, cfg.edit), None),
                           images=[result.records[i].image_hash for i in idx], fractions=list(cfg.curve_fractions),
-                          omega=cfg.omega, **_edit_key(cfg))
+                          **cfg.edit.key('t_skip_fractions', 'min_confidence'))
         fig = render.plot_success_vs_closeness(curve['fractions'], curve['success'], curve['lpips'],
                                                label=f"fixed T_skip ({len(idx)} images)")
         m = result.metrics()
@@ -943,51 +910,6 @@ def build_demo_decks(decks_dir: str | Path = 'decks', # folder of deck folders
     index = build_site(decks_dir, site_dir) if site_dir is not None else None
     if index is not None: log.info(f"site: {index}")
     return dict(decks=out, site=index, seconds=secs, total_seconds=round(sum(secs.values()), 1))
-
-# %% ../nbs/31_deck.ipynb #313e92f0
-def _summary(nb: Path) -> str:
-    try: m = json.loads((nb.parent / 'metrics.json').read_text())
-    except (OSError, ValueError): return f"deck: {nb}"
-    from dcf_teach.site import headline
-    heads = ', '.join(f"{label} {v}" for k, label, v in headline(m) if k in ('success_ratio', 'lpips', 'n_images', 'seconds'))
-    n = len(list((nb.parent / 'media').iterdir())) if (nb.parent / 'media').is_dir() else 0
-    return f"deck: {nb} ({n} media files; {heads})"
-
-@click.command('deck')
-@click.option('--dataset', default=None, help="kikibouba, accretion, fashion-mnist, or an ImageFolder / CSV manifest.")
-@click.option('--classes', default=None, help="The two classes 'A,B' in study order (A→B first).")
-@click.option('--out', type=click.Path(path_type=Path), default=None, help='Deck folder [default: decks/DATASET].')
-@click.option('-p', '--param', 'params', nargs=2, multiple=True, metavar='KEY VALUE', help='A template parameter (repeatable).')
-@click.option('--demo', is_flag=True, help='Build the demo decks (kikibouba, fashion-mnist tshirt/shirt, accretion) whose models are shipped.')
-@click.option('--decks', 'decks_dir', type=click.Path(path_type=Path), default=Path('decks'), show_default=True, help='With --demo: the folder of decks.')
-@click.option('--site', 'site_dir', type=click.Path(path_type=Path), default=None, help='With --demo: also build the site into this folder.')
-@click.option('--template', type=click.Path(path_type=Path), default=None, help='The papermill template [default: nbs/make_deck.ipynb].')
-@click.option('--kernel', default='python3', show_default=True, help='Jupyter kernel that runs the template.')
-@click.option('--log-output/--no-log-output', default=True, show_default=True, help="Echo the kernel's log lines and progress bars.")
-@click.option('--list-params', is_flag=True, help="Show the template's parameters and exit.")
-def deck_cli(dataset, classes, out, params, demo, decks_dir, site_dir, template, kernel, log_output, list_params):
-    "Build a study deck: run the papermill template for a dataset into a deck folder."
-    if list_params:
-        for k, v in deck_parameters(template).items(): click.echo(f"{k} ({v['type']}, default {v['default']}): {v['help']}")
-        return
-    p = dict(params)
-    if dataset is not None: p['dataset'] = dataset
-    if classes is not None: p['classes'] = classes
-    if demo:
-        if dataset or out: raise UserError("--demo builds the demo decks; leave out --dataset and --out")
-        if template: os.environ['DCF_DECK_TEMPLATE'] = str(template)
-        r = build_demo_decks(decks_dir, site_dir, parameters=p or None, log_output=log_output, kernel=kernel)
-        for nb in r['decks']: click.echo(_summary(nb))
-        click.echo(f"deck building: {r['total_seconds']} s for {len(r['decks'])} deck(s)")
-        if r['site']: click.echo(f"site: {r['site']}")
-        else: click.echo(f"publish them with: dcf-teach site --decks {decks_dir} --out _site")
-        return
-    if 'dataset' not in p: raise UserError("give --dataset NAME (or --demo, or --list-params)")
-    cls = [c.strip() for c in str(p.get('classes') or '').split(',') if c.strip()]
-    out = out or Path('decks') / deck_name(p['dataset'], cls or None)
-    nb = run_deck(out, p, template, kernel, progress=True, log_output=log_output)
-    click.echo(_summary(nb))
-    click.echo(f"publish it with: dcf-teach site --decks {out.parent} --out _site")
 
 # %% ../nbs/31_deck.ipynb #78ae238e
 def curate_media(deck_dir: str | Path, # a built deck

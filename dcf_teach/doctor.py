@@ -8,7 +8,6 @@ Docs: https://dcf-teach.github.io/dcf_teach/doctor.html.md"""
 from __future__ import annotations
 import dataclasses, json, os, platform, sys, time
 
-import click
 import torch
 
 from . import __version__
@@ -18,7 +17,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'environment', 'check_reconstruction', 'check_scheduler_step', 'check_pipeline', 'check_batch_order',
-           'run_checks', 'doctor_cli']
+           'run_checks']
 
 # %% ../nbs/16_doctor.ipynb #ed715924
 def environment() -> dict:
@@ -116,24 +115,3 @@ def run_checks(seed: int = 0, # seed of the tiny components and test data
     finally: torch.set_num_threads(threads)
     failed = [k for k, v in THRESHOLDS.items() if not out[k] < v]
     return dict(out, thresholds=THRESHOLDS, failed=failed, passed=not failed, seconds=round(time.time() - t0, 2))
-
-# %% ../nbs/16_doctor.ipynb #458007c4
-@click.command('doctor')
-@click.option('--json', 'as_json', is_flag=True, help='Print one JSON object (environment + checks).')
-@click.option('--seed', default=0, show_default=True, type=int)
-def doctor_cli(as_json, seed):
-    "Print the environment and run the self-checks on tiny components (exit 1 if one fails)."
-    env, res = environment(), run_checks(seed)
-    if as_json: click.echo(json.dumps(dict(res, environment=env), indent=2, sort_keys=True))
-    else:
-        for k in ('dcf_teach', 'python', 'torch', 'diffusers', 'transformers', 'device', 'torch_threads',
-                  'omp_num_threads', 'omp_wait_policy', 'hub_offline', 'shipped_models'):
-            click.echo(f"{k:>34}: {env[k]}")
-        for k, v in res.items():
-            if k in ('thresholds', 'failed', 'passed', 'seconds'): continue
-            lim = THRESHOLDS.get(k)
-            mark = '  ' if lim is None else ('ok' if v < lim else 'FAIL')
-            click.echo(f"{k:>34}: {v:.2e} {mark}" + (f" (< {lim:g})" if lim else ' (reported)'))
-        click.echo(f"{'self-checks':>34}: {'passed' if res['passed'] else 'FAILED: ' + ', '.join(res['failed'])} "
-                   f"in {res['seconds']} s")
-    if not res['passed']: sys.exit(1)

@@ -14,11 +14,12 @@ import numpy as np
 
 from . import __version__
 from .core import UserError, atomic_path, write_json_atomic
+from .cli_base import Command, edit_options, option_name
 from .checks import (check_adapter, check_classes, check_device, check_finite, check_input, check_model,
                               check_output)
 from .data import load_dataset, open_image, resize_center_crop
 from .embeddings import default_cache_dir
-from .models import edit_settings, load_components
+from .models import load_components
 from .inversion import invert, resolve_t_skip
 from .bank import (Stability, bank_from_dataset, bank_paths, check_bank, load_bank, plot_stability, save_bank)
 from .counterfactual import _to_tensor, parse_t_skip, pick_source, save_png_atomic, sweep
@@ -27,7 +28,7 @@ from .counterfactual import _to_tensor, parse_t_skip, pick_source, save_png_atom
 __all__ = ['bank_cli', 'edit_cli']
 
 # %% ../nbs/98_engine_cli.ipynb #14268879
-@click.command('bank')
+@click.command('bank', cls=Command)
 @click.argument('data_dir', type=click.Path(path_type=Path))
 @click.option('--model', default='default', show_default=True, help='Model folder, shipped name or hub id.')
 @click.option('--out', required=True, type=click.Path(path_type=Path), help='Bank path (writes OUT.safetensors + OUT.json).')
@@ -70,28 +71,22 @@ def bank_cli(data_dir, model, out, split, classes, device, batch_size, cache, no
                f"wrote {st} and {bank_paths(st)[1]}")
 
 # %% ../nbs/98_engine_cli.ipynb #d4da26d1
-@click.command('edit')
+@click.command('edit', cls=Command)
 @click.argument('image', type=click.Path(path_type=Path))
 @click.option('--model', default='default', show_default=True, help='Model folder, shipped name or hub id.')
 @click.option('--bank', 'bank_path', required=True, type=click.Path(path_type=Path), help='Direction bank (from `dcf-teach bank`).')
 @click.option('--target', required=True, help='Class to move the image towards.')
 @click.option('--source-class', default=None, help="The image's class (default: inferred from the bank).")
-@click.option('--omega', default=None, type=float, help="Edit strength ω [default: the model's recommendation, else 2].")
 @click.option('--t-skip', 't_skip', default='0.7', show_default=True, help='Skipped steps: fraction (0.7) or count (70).')
-@click.option('--steps', default=100, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
-@click.option('--guidance', default=None, type=float, help="CFG scale of the regeneration [default: the model's recommendation, else 4].")
-@click.option('--inversion', default=None, type=click.Choice(['zero', 'source']), help="Inversion conditioning [default: the model's recommendation, else zero].")
-@click.option('--inversion-guidance', default=None, type=float, help="CFG scale of a 'source' inversion [default: the model's recommendation, else 4].")
-@click.option('--keep-last-noise', is_flag=True, help='Keep the last noise map (exact reconstruction) instead of zeroing it.')
-@click.option('--seed', default=0, show_default=True, type=int)
+@edit_options(search=False)
 @click.option('--device', default='auto', show_default=True)
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
 @click.option('--out', required=True, type=click.Path(path_type=Path), help='Output folder.')
-def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps, guidance, inversion,
-             inversion_guidance, keep_last_noise, seed, device, adapter, out):
+def edit_cli(image, model, bank_path, target, source_class, t_skip, edit, device, adapter, out):
     "Make a counterfactual of IMAGE towards class TARGET (writes a PNG and a JSON record)."
     t0 = time.time()
     ts = parse_t_skip(t_skip)
+    steps = edit.n_steps
     try: k = resolve_t_skip(ts, steps)
     except ValueError as e: raise UserError(f"--t-skip: {e}") from None
     check_input(image, 'IMAGE', 'file')
@@ -100,15 +95,13 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
     tgt = bank.index(target)
     if source_class is not None and bank.index(source_class) == tgt:
         raise UserError(f"--source-class {source_class!r} is the --target class; choose another")
-    for v, o in ((omega, '--omega'), (guidance, '--guidance'), (inversion_guidance, '--inversion-guidance')): check_finite(v, o)
     check_model(model); check_adapter(adapter); check_device(device); check_output(out, '--out', 'dir')
     c = load_components(model, device=device, adapter=adapter)
     check_bank(bank, c)
-    es, es_from = edit_settings(c, omega=omega, inversion=inversion, guidance_scale=guidance,
-                                inversion_guidance_scale=inversion_guidance)   # the model's recommendations where not given
-    omega, guidance = float(es['omega']), float(es['guidance_scale'])
+    es, es_from = edit.resolve(c), edit.sources(c)     # the model's recommendations where not given
+    omega, guidance = es.omega, es.guidance_scale
     x = _to_tensor(resize_center_crop(pil, c.resolution))[None]
-    inv = invert(c, x, steps, es['inversion'], float(es['inversion_guidance_scale']), not keep_last_noise, k, seed, progress=True)
+    inv = invert(c, x, steps, es.inversion, es.inversion_guidance_scale, es.zero_last_noise, k, es.seed, progress=True)
     src = bank.index(source_class) if source_class is not None else pick_source(bank, tgt, inv.embeds[0])
     sw = sweep(c, inv, bank.direction(src, tgt), [omega], [k], guidance, progress=True)
     stem = f"{Path(image).stem}_to_{bank.classes[tgt]}"
@@ -119,5 +112,5 @@ def edit_cli(image, model, bank_path, target, source_class, omega, t_skip, steps
                omega=omega, t_skip=k, t_skip_fraction=k / steps, guidance_scale=guidance, **inv.options(),
                edit_defaults_from={k: es_from[k] for k in ('omega', 'inversion', 'guidance_scale', 'inversion_guidance_scale')}, nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
     write_json_atomic(Path(out) / f'{stem}.json', rec)
-    click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega:g}, {es['inversion']!r} inversion, T_skip={k}/{steps}, "
+    click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega:g}, {es.inversion!r} inversion, T_skip={k}/{steps}, "
                f"{rec['nfe']} NFE): {png}")

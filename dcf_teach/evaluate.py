@@ -17,17 +17,19 @@ import torch
 from . import __version__
 from .core import (UserError, atomic_path, content_hash, discard_entry, get_logger, read_json_verified, state_fingerprint,
                             read_tensors, tensors_sha256, write_json_atomic, write_json_verified, write_tensors)
-from .models import Components, decode_latents, edit_setting, edit_setting_source
-from .search import REFERENCE_FRACTIONS, minimal_edit_search
+from .models import Components, decode_latents
+from .settings import EditSettings
+from .search import oracle_probs
+from .methods import CounterfactualMethod, DIFFusion, EditRequest
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DATA_SEED', 'N_PER_CLASS', 'NAMED_DATASETS', 'GENERATORS', 'EDIT_FIELDS', 'ENGINE_FILES', 'IDENTITY_FACTORS',
-           'EvalDataset', 'resolve_dataset', 'HeldOut', 'held_out_images', 'dataset_bank', 'EvalConfig',
-           'resolve_config', 'config_sources', 'engine_fingerprint', 'model_fingerprint', 'oracle_fingerprint',
-           'bank_fingerprint', 'ImageRecord', 'RecordCache', 'record_key', 'measure_ground_truth', 'identity_change',
-           'image_metrics', 'evaluate', 'EvalResult', 'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup']
+__all__ = ['log', 'DATA_SEED', 'N_PER_CLASS', 'NAMED_DATASETS', 'GENERATORS', 'ENGINE_FILES', 'IDENTITY_FACTORS', 'EvalDataset',
+           'resolve_dataset', 'HeldOut', 'held_out_images', 'dataset_bank', 'engine_fingerprint', 'model_fingerprint',
+           'oracle_fingerprint', 'bank_fingerprint', 'ImageRecord', 'RecordCache', 'record_key', 'measure_ground_truth',
+           'identity_change', 'image_metrics', 'evaluate', 'EvalResult', 'reconstruction_errors', 'EvalSetup',
+           'prepare', 'evaluate_setup']
 
 # %% ../nbs/25_evaluate.ipynb #8e432e9e
 DATA_SEED = 0 # seed of the generated datasets (the default models were trained on seed-0 data)
@@ -177,61 +179,17 @@ def dataset_bank(c: Components, # the models (their encoder embeds the images)
     if any(f.is_file() for f in files):
         try: return check_bank(load_bank(path, strict=True), c)   # content hash checked; None of an older one
         except UserError as e:   # cut, corrupted, half missing: one warning, deleted, built again
-            discard_entry(files, f"unusable ({e.format_message().split(': ', 1)[-1]})", 'cached direction bank')
+            discard_entry(files, f"unusable ({str(e).split(': ', 1)[-1]})", 'cached direction bank')
     bank = bank_from_dataset(c, ds, cache=root, progress=progress)
     if path is not None: save_bank(bank, path)
     return bank
-
-# %% ../nbs/25_evaluate.ipynb #60d2082a
-@dataclass(frozen=True)
-class EvalConfig:
-    "Every option that changes a counterfactual."
-    omega: float | None = None # edit strength ω (0: the control; None: the model's recommendation, else 2)
-    n_steps: int = 50 # N
-    guidance_scale: float | None = None # regeneration CFG (None: the model's recommendation, else 4)
-    condition: str | None = None # inversion conditioning 'zero' or 'source' (None: the model's recommendation, else 'zero')
-    inversion_guidance_scale: float | None = None # inversion CFG, 'source' only (None: the model's recommendation, else 4)
-    zero_last_noise: bool = True # zero the last noise map (released default)
-    fractions: tuple | None = None # T_skip tried, highest first (None: the model's recommendation, else 0.9, 0.8, …, 0.0)
-    min_confidence: float | None = None # oracle target-class probability that stops the search (None: the model's, else 0.5)
-    seed: int = 0 # run seed (mixed with each image's hash)
-    search: str = 'linear' # 'linear': the reference protocol
-
-    def as_dict(self) -> dict:
-        "JSON-ready options."
-        d = dataclasses.asdict(self); d['fractions'] = None if self.fractions is None else [float(f) for f in self.fractions]
-        return d
-    def nfe_inversion_step(self) -> int:
-        "UNet evaluations per inversion step (of a resolved config)."
-        return 2 if self.condition == 'source' and self.inversion_guidance_scale != 1 else 1
-    def nfe_regeneration_step(self) -> int:
-        "UNet evaluations per regeneration step (of a resolved config)."
-        return 1 if self.guidance_scale == 1 else 2
-
-EDIT_FIELDS = dict(omega='omega', guidance_scale='guidance_scale', condition='inversion',
-                   inversion_guidance_scale='inversion_guidance_scale', fractions='t_skip_fractions',
-                   min_confidence='min_confidence') # `EvalConfig` field -> edit setting
-
-def resolve_config(config: EvalConfig, # options; None edit settings = the model's recommendation
-                   c: Components, # the models (their `edit_defaults`)
-                  ) -> EvalConfig:
-    "`config` with every None edit setting filled in: the model's recommended value, else the library default."
-    v = {f: edit_setting(c, s, getattr(config, f)) for f, s in EDIT_FIELDS.items()}
-    conv = dict(condition=str, fractions=lambda fr: tuple(float(f) for f in fr))
-    return dataclasses.replace(config, **{f: conv.get(f, float)(x) for f, x in v.items()})
-
-def config_sources(config: EvalConfig, # options before `resolve_config`
-                   c: Components, # the models
-                  ) -> dict:
-    "{field: 'given' | 'model' | 'library'}: where each edit setting of `config` comes from."
-    return {f: edit_setting_source(c, s, getattr(config, f)) for f, s in EDIT_FIELDS.items()}
 
 # %% ../nbs/25_evaluate.ipynb #3c9d357e
 def _state_hash(module, max_params: int = 50_000_000) -> str:
     "Hash of a module's weights (config-free); big modules: names and shapes only."
     return state_fingerprint(module.state_dict(), None, max_params)[:16]
 
-ENGINE_FILES = ('models.py', 'adapters.py', 'embeddings.py', 'inversion.py', 'counterfactual.py', 'search.py', 'lpips.py',
+ENGINE_FILES = ('models.py', 'settings.py', 'adapters.py', 'embeddings.py', 'inversion.py', 'counterfactual.py', 'search.py', 'lpips.py',
                 'kikibouba.py', 'accretion.py', 'evaluate.py') # the code a cached result depends on
 
 def engine_fingerprint() -> str:
@@ -404,12 +362,11 @@ def _gt_fields(kind, original, cf, target_name):
     return dict(gt_before=keep(before), gt_after=keep(after), gt_flip=after['class'] == target_name,
                 identity=identity_change(kind, before, after))
 
-def _search_batch(c, images, directions, oracle, config, progress):
-    "Run one batch of the search; returns results and wall seconds."
+def _run_batch(method, c, request, edit):
+    "One batch of counterfactuals; returns the results and the wall seconds."
     t0 = time.perf_counter()
-    res = minimal_edit_search(c, images, directions, oracle, config.omega, config.fractions, config.n_steps,
-                              config.guidance_scale, config.condition, config.inversion_guidance_scale,
-                              config.zero_last_noise, config.seed, config.min_confidence, progress=progress)
+    res = method(c, request, edit)
+    if len(res) != len(request): raise ValueError(f"{method!r} returned {len(res)} results for {len(request)} images")
     return res, time.perf_counter() - t0
 
 # %% ../nbs/25_evaluate.ipynb #a9314321
@@ -417,29 +374,30 @@ def evaluate(c: Components, # the models
              held: HeldOut, # images, their classes and edit targets
              bank, # `DirectionBank` over the same two classes
              oracle: Callable, # images [n,3,H,W] in [0,1] → P(class 1) [n]; classes in the bank's order
-             config: EvalConfig = EvalConfig(), # every option that changes a counterfactual
+             edit: EditSettings = EditSettings(), # every option that changes a counterfactual (None: the model's)
              ground_truth: str | None = None, # 'kikibouba' / 'accretion': measure the pixels
              batch_size: int = 32, # images per search batch (1: the per-image loop)
              cache: str | Path | None = None, # cache folder (None: no cache)
              progress: bool = False, # progress bar over batches
+             method: CounterfactualMethod | None = None, # how counterfactuals are made (None: DIFFusion's search, stopped by `oracle`)
             ) -> 'EvalResult':
     "Minimal-edit search on every held-out image, batched, resumable through a per-image cache."
     from tqdm.auto import tqdm
-    config = resolve_config(config, c)     # the model's recommended edit settings where none were given
+    edit = edit.resolve(c)     # the model's recommended edit settings where none were given
+    method = method if method is not None else DIFFusion(oracle)
     if list(bank.classes) != list(held.classes):
         raise UserError(f"the bank's classes {bank.classes} are not the images' classes {list(held.classes)}")
     ocls = getattr(oracle, 'classes', None)
     if ocls is not None and list(ocls) != list(held.classes):
         raise UserError(f"the oracle judges {list(ocls)} but the images are {list(held.classes)}")
-    if config.search != 'linear': raise UserError(f"search {config.search!r} is not available (use 'linear')")
     t_start = time.perf_counter()
-    n, N = len(held), config.n_steps
+    n, N = len(held), edit.n_steps
     hashes = [content_hash(x.float().cpu()) for x in held.images]
     store = RecordCache(cache) if cache is not None else None
     ids = dict(model=model_fingerprint(c), bank=bank_fingerprint(bank),
                oracle=oracle_fingerprint(oracle) if store is not None else getattr(oracle, 'fingerprint', ''))
     keys = [record_key(image=h, source=held.sources[i], target=held.targets[i], ground_truth=ground_truth,
-                       config=config.as_dict(), **ids) for i, h in enumerate(hashes)]
+                       edit=edit.key(), method=method.fingerprint(), **ids) for i, h in enumerate(hashes)]
     recs, cfs = [None] * n, [None] * n
     if store is not None:
         for i, k in enumerate(keys):
@@ -452,31 +410,37 @@ def evaluate(c: Components, # the models
     todo = [i for i in range(n) if recs[i] is None]
     if n - len(todo): log.info(f"{n - len(todo)} of {n} images from the cache")
     dirs = torch.stack([bank.direction(s, t) for s, t in zip(held.sources, held.targets)]) if n else None
-    mi, mr = config.nfe_inversion_step(), config.nfe_regeneration_step()
     bs = max(1, int(batch_size))
     # batches are cut from the full list, so a resumed run searches the same batches as an uninterrupted one (the same
     # kernels on the same shapes: the same floats); a batch with any image missing is searched whole again
     batches = [b for b in (list(range(s, min(n, s + bs))) for s in range(0, n, bs)) if any(recs[i] is None for i in b)]
-    for idx in tqdm(batches, disable=not progress, desc=f'search ω={config.omega:g}', unit='batch'):
-        res, secs = _search_batch(c, held.images[idx], dirs[idx], oracle, config, False)
+    for idx in tqdm(batches, disable=not progress, desc=f'search ω={edit.omega:g}', unit='batch'):
+        req = EditRequest(held.images[idx], [held.sources[i] for i in idx], [held.targets[i] for i in idx], dirs[idx])
+        res, secs = _run_batch(method, c, req, edit)
         total_nfe = max(1, sum(r.nfe for r in res))
-        met = image_metrics(held.images[idx], torch.stack([r.counterfactual for r in res]))
+        cfb = torch.stack([r.counterfactual for r in res])
+        met = image_metrics(held.images[idx], cfb)
+        if any(r.p_counterfactual is None for r in res):   # a method without its own verdict: the judge decides
+            j0, j1 = oracle_probs(oracle, held.images[idx]), oracle_probs(oracle, cfb)
         for j, (i, r) in enumerate(zip(idx, res)):
             tgt = held.targets[i]
-            k = r.t_skip if r.flipped else r.tried[-1][0]
+            p0, p1 = (r.p_original, r.p_counterfactual) if r.p_counterfactual is not None else (float(j0[j]), float(j1[j]))
+            flipped = bool(r.flipped) if r.flipped is not None else (p1 > 0.5) != (p0 > 0.5)
+            conf = bool(r.confident) if r.confident is not None else flipped and (p1 if tgt == 1 else 1 - p1) >= edit.min_confidence
             rec = ImageRecord(
                 id=held.ids[i], image_hash=hashes[i], source=held.classes[held.sources[i]], target=held.classes[tgt],
-                flipped=bool(r.flipped), flipped_to_target=bool(r.flipped and (r.p_counterfactual > 0.5) == (tgt == 1)),
-                t_skip=r.t_skip, fraction=r.fraction, p_original=r.p_original, p_counterfactual=r.p_counterfactual,
-                tried=[(int(a), float(b)) for a, b in r.tried], nfe=int(r.nfe), nfe_reference_protocol=int(r.nfe_reference_protocol),
-                nfe_lower_bound=int((N - k) * (mi + mr)), seconds=secs * r.nfe / total_nfe,
-                lpips=float(met['lpips'][j]), l1=float(met['l1'][j]), ssim=float(met['ssim'][j]), omega=float(config.omega),
-                confident=bool(r.confident),
+                flipped=flipped, flipped_to_target=bool(flipped and (p1 > 0.5) == (tgt == 1)),
+                t_skip=r.t_skip, fraction=None if r.t_skip is None else r.t_skip / N, p_original=p0, p_counterfactual=p1,
+                tried=list(r.tried), nfe=int(r.nfe),
+                nfe_reference_protocol=int(r.nfe if r.nfe_reference_protocol is None else r.nfe_reference_protocol),
+                nfe_lower_bound=int(r.nfe if r.nfe_lower_bound is None else r.nfe_lower_bound), seconds=secs * r.nfe / total_nfe,
+                lpips=float(met['lpips'][j]), l1=float(met['l1'][j]), ssim=float(met['ssim'][j]), omega=float(edit.omega),
+                confident=conf,
                 **_gt_fields(ground_truth, held.images[i], r.counterfactual, held.classes[tgt]))
             recs[i], cfs[i] = rec, r.counterfactual.float().cpu()
-            if store is not None: store.put(keys[i], {**rec.as_dict(), 'key_parts': {**ids, 'config': config.as_dict()}}, cfs[i])
+            if store is not None: store.put(keys[i], {**rec.as_dict(), 'key_parts': {**ids, 'edit': edit.key(), 'method': method.fingerprint()}}, cfs[i])
     cf = torch.stack(cfs) if n else torch.zeros(0)
-    return EvalResult(recs, held, cf, config, ground_truth, ids['model'], ids['bank'], ids['oracle'],
+    return EvalResult(recs, held, cf, edit, ground_truth, ids['model'], ids['bank'], ids['oracle'],
                       computed=len(todo), wall_seconds=time.perf_counter() - t_start)
 
 # %% ../nbs/25_evaluate.ipynb #3b9ddb10
@@ -490,7 +454,7 @@ class EvalResult:
     records: list # [n] `ImageRecord`, in the order of `held`
     held: HeldOut # the originals, their classes and targets
     counterfactuals: torch.Tensor # [n,3,H,W]: at the first flip (or the last try)
-    config: EvalConfig # the options
+    edit: EditSettings # the resolved edit settings
     ground_truth: str | None # 'kikibouba' / 'accretion' / None
     model_id: str # `model_fingerprint`
     bank_id: str # `bank_fingerprint`
@@ -569,17 +533,17 @@ class EvalResult:
 @torch.no_grad()
 def reconstruction_errors(c: Components, # the models
                           images: torch.Tensor, # [n,3,R,R] in [0,1]
-                          config: EvalConfig = EvalConfig(), # N, inversion condition and CFG, seed
+                          edit: EditSettings = EditSettings(), # its N, inversion, inversion CFG and seed count
                           batch_size: int = 32, # images per batch
                           cache: str | Path | None = None, # cache folder (None: no cache)
                          ) -> np.ndarray:
     "Max |x̂0 − x0| per image after inverting fully and regenerating from T_skip = 0 with matched conditioning."
     from dcf_teach.inversion import invert, regenerate
-    config = resolve_config(config, c)
+    e = edit.resolve(c)
     store = RecordCache(cache) if cache is not None else None
     fp = model_fingerprint(c) if store is not None else ''
-    keys = [record_key(kind='reconstruction', image=content_hash(x.float().cpu()), model=fp, n_steps=config.n_steps,
-                       condition=config.condition, g=config.inversion_guidance_scale, seed=config.seed) for x in images]
+    keys = [record_key(kind='reconstruction', image=content_hash(x.float().cpu()), model=fp, n_steps=e.n_steps,
+                       condition=e.inversion, g=e.inversion_guidance_scale, seed=e.seed) for x in images]
     out = np.full(len(images), np.nan)
     for i, k in enumerate(keys):
         hit = store.get(k) if store is not None else None
@@ -587,9 +551,9 @@ def reconstruction_errors(c: Components, # the models
     todo = [i for i in range(len(images)) if not np.isfinite(out[i])]
     bs = max(1, batch_size)   # batches from the full list, as in `evaluate`: a resumed run computes the same floats
     for idx in [b for b in (list(range(s, min(len(images), s + bs))) for s in range(0, len(images), bs)) if set(b) & set(todo)]:
-        inv = invert(c, images[idx], config.n_steps, config.condition, config.inversion_guidance_scale,
-                     zero_last_noise=False, min_t_skip=0, seed=config.seed)
-        g = 1.0 if config.condition == 'zero' else config.inversion_guidance_scale
+        inv = invert(c, images[idx], e.n_steps, e.inversion, e.inversion_guidance_scale,
+                     zero_last_noise=False, min_t_skip=0, seed=e.seed)
+        g = 1.0 if e.inversion == 'zero' else e.inversion_guidance_scale
         x, _ = regenerate(c, inv, inv.cond, 0, guidance_scale=g)
         err = (decode_latents(c, x) - decode_latents(c, inv.xts[:, 0])).abs().amax((1, 2, 3)).cpu().double().numpy()
         for j, i in enumerate(idx):
@@ -647,10 +611,11 @@ def prepare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fash
                      root if cache_results else None)
 
 def evaluate_setup(setup: EvalSetup, # from `prepare`
-                   config: EvalConfig = EvalConfig(), # the options
+                   edit: EditSettings = EditSettings(), # the edit settings (None: the model's)
                    batch_size: int = 32, # images per search batch
                    progress: bool = False, # progress bar
+                   method: CounterfactualMethod | None = None, # None: DIFFusion's search, stopped by the setup's oracle
                   ) -> EvalResult:
     "`evaluate` on a prepared setup (cached in `setup.cache`)."
-    return evaluate(setup.components, setup.held, setup.bank, setup.oracle, config, setup.data.ground_truth,
-                    batch_size, setup.cache, progress)
+    return evaluate(setup.components, setup.held, setup.bank, setup.oracle, edit, setup.data.ground_truth,
+                    batch_size, setup.cache, progress, method)

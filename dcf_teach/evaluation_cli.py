@@ -12,37 +12,28 @@ from pathlib import Path
 import click
 
 from .core import UserError, write_text_atomic
-from .cli import LazyGroup
+from .cli_base import Command, LazyGroup, edit_options
+from .doctor import THRESHOLDS, environment, run_checks
 from .checks import (check_adapter, check_dataset_spec, check_device, check_finite, check_model, check_oracle,
                               check_output)
 from .embeddings import default_cache_dir
-from .models import parse_fractions
-from .evaluate import EvalConfig
 from .bench import _summary, run_bench, save_grid
 
 # %% auto #0
-__all__ = ['bench_cli']
+__all__ = ['bench_cli', 'doctor_cli']
 
 # %% ../nbs/97_evaluation_cli.ipynb #e0c41cf6
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
-             lazy={'explorer': ('dcf_teach.explorer:bench_explorer_cmd', 'Benchmark the interactive explorer.')})
+             lazy={'explorer': ('dcf_teach.study_cli:bench_explorer_cmd', 'Benchmark the interactive explorer.')})
 @click.option('--dataset', default=None, help='kikibouba, accretion, fashion-mnist, or a dataset folder.')
 @click.option('--classes', default=None, help='Two classes A,B (fashion-mnist: default tshirt,shirt; folders: all if two).')
 @click.option('--n', 'n', default=100, show_default=True, type=click.IntRange(2), help='Held-out images, half each way.')
 @click.option('--model', default=None, help="Model folder, shipped name or hub id (default: the dataset's shipped model).")
 @click.option('--oracle', default=None, help="Oracle folder or shipped name (default: the dataset's shipped oracle).")
-@click.option('--omega', default=None, type=float, help="Edit strength ω [default: the model's recommendation, else 2].")
-@click.option('--steps', default=50, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
-@click.option('--guidance', default=None, type=float, help="CFG scale of the regeneration [default: the model's recommendation, else 4].")
-@click.option('--inversion', default=None, type=click.Choice(['zero', 'source']), help="Inversion conditioning [default: the model's recommendation, else zero].")
-@click.option('--inversion-guidance', default=None, type=float, help="CFG scale of a 'source' inversion [default: the model's recommendation, else 4].")
-@click.option('--keep-last-noise', is_flag=True, help='Keep the last noise map instead of zeroing it (released default: zeroed).')
+@edit_options()
 @click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: try the T_skip fractions in order, highest first.')
-@click.option('--fractions', default=None, help="T_skip fractions to try, highest first, e.g. '0.96,0.92,0.9' [default: the model's recommendation, else 0.9, 0.8, …, 0.0].")
-@click.option('--min-confidence', default=None, type=click.FloatRange(0.5, 1, max_open=True), help="Oracle target-class probability that stops the search [default: the model's recommendation, else 0.5].")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
-@click.option('--seed', default=0, show_default=True, type=int, help='Run seed (mixed with each image hash).')
 @click.option('--device', default='cpu', show_default=True, help="Torch device ('auto' picks CUDA if present).")
 @click.option('--no-control', is_flag=True, help='Skip the ω = 0 control.')
 @click.option('--no-reconstruction', is_flag=True, help='Skip the reconstruction check.')
@@ -54,32 +45,47 @@ __all__ = ['bench_cli']
 @click.option('--grid', default=None, type=click.Path(path_type=Path), help='Write the grid of 12 originals vs counterfactuals here.')
 @click.option('--records', default=None, type=click.Path(path_type=Path), help='Write one JSON line per image here.')
 @click.pass_context
-def bench_cli(ctx, dataset, classes, n, model, oracle, omega, steps, guidance, inversion, inversion_guidance,
-              keep_last_noise, search, fractions, min_confidence, batch_size, adapter, seed, device, no_control, no_reconstruction, speed_check,
-              cache, no_cache, as_json, out, grid, records):
+def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, batch_size, adapter, device, no_control, no_reconstruction,
+              speed_check, cache, no_cache, as_json, out, grid, records):
     "Measure DIFFusion on held-out images: success over all images, closeness, identity, control, cost."
     if ctx.invoked_subcommand is not None: return
     if not dataset: raise UserError("--dataset is required (kikibouba, accretion, fashion-mnist or a folder)")
     if out is not None and out.suffix.lower() != '.json': raise UserError(f"--out {out}: expected a .json file")
     if grid is not None and grid.suffix.lower() != '.png': raise UserError(f"--grid {grid}: expected a .png file")
-    for v, o in ((omega, '--omega'), (guidance, '--guidance'), (inversion_guidance, '--inversion-guidance')): check_finite(v, o)
     for f, o in ((out, '--out'), (grid, '--grid'), (records, '--records')):
         if f is not None: check_output(f, o, 'file')
     if out is not None and grid is None: check_output(out.with_name(out.stem + '_grid.png'), '--out', 'file')
     check_output(cache or default_cache_dir(), '--cache', 'dir')
     check_model(model); check_oracle(oracle); check_adapter(adapter); check_device(device)
     check_dataset_spec(dataset, classes, '--dataset')
-    cfg = EvalConfig(omega=omega, n_steps=steps, guidance_scale=guidance, condition=inversion,
-                     inversion_guidance_scale=inversion_guidance, zero_last_noise=not keep_last_noise, seed=seed, search=search,
-                     fractions=None if fractions is None else parse_fractions(fractions, '--fractions'),
-                     min_confidence=min_confidence)
-    rep = run_bench(dataset, classes, n, model, oracle, cfg, batch_size, adapter, device, cache, not no_control,
-                    not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty())
+    rep = run_bench(dataset, classes, n, model, oracle, edit, batch_size, adapter, device, cache, not no_control,
+                    not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty(), search=search)
     text = rep.json()
     if out is not None: write_text_atomic(out, text + '\n')
     grid = grid or (out.with_name(out.stem + '_grid.png') if out is not None else None)
     if grid is not None:
-        save_grid(rep.result.grid(title=f"{rep.figures['dataset']}: ω = {rep.result.config.omega:g}, "
+        save_grid(rep.result.grid(title=f"{rep.figures['dataset']}: ω = {rep.result.edit.omega:g}, "
                                         f"success {rep.figures['success_ratio']:.2f}"), grid)
     if records is not None: write_text_atomic(records, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in rep.result.records_json()))
     click.echo(text if as_json else _summary(rep.figures))
+
+# %% ../nbs/97_evaluation_cli.ipynb #801c73de
+@click.command('doctor', cls=Command)
+@click.option('--json', 'as_json', is_flag=True, help='Print one JSON object (environment + checks).')
+@click.option('--seed', default=0, show_default=True, type=int)
+def doctor_cli(as_json, seed):
+    "Print the environment and run the self-checks on tiny components (exit 1 if one fails)."
+    env, res = environment(), run_checks(seed)
+    if as_json: click.echo(json.dumps(dict(res, environment=env), indent=2, sort_keys=True))
+    else:
+        for k in ('dcf_teach', 'python', 'torch', 'diffusers', 'transformers', 'device', 'torch_threads',
+                  'omp_num_threads', 'omp_wait_policy', 'hub_offline', 'shipped_models'):
+            click.echo(f"{k:>34}: {env[k]}")
+        for k, v in res.items():
+            if k in ('thresholds', 'failed', 'passed', 'seconds'): continue
+            lim = THRESHOLDS.get(k)
+            mark = '  ' if lim is None else ('ok' if v < lim else 'FAIL')
+            click.echo(f"{k:>34}: {v:.2e} {mark}" + (f" (< {lim:g})" if lim else ' (reported)'))
+        click.echo(f"{'self-checks':>34}: {'passed' if res['passed'] else 'FAILED: ' + ', '.join(res['failed'])} "
+                   f"in {res['seconds']} s")
+    if not res['passed']: sys.exit(1)

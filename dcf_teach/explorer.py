@@ -6,14 +6,13 @@ Docs: https://dcf-teach.github.io/dcf_teach/explorer.html.md"""
 
 # %% ../nbs/40_explorer.ipynb #94f8a548
 from __future__ import annotations
-import datetime, io, re, statistics, tempfile, threading, time
+import dataclasses, datetime, io, re, statistics, tempfile, threading, time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import numpy as np
 import torch
 from fastcore.basics import patch
@@ -25,13 +24,13 @@ from .embeddings import image_key
 from .bank import DirectionBank, check_bank
 from .inversion import Inversion, extend_inversion, invert, resolve_t_skip
 from .counterfactual import pick_source, save_png_atomic, sweep
+from .settings import N_STEPS, EditSettings
 
 log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'VIEWS', 'BENCH_OMEGAS', 'in_kernel', 'LatestOnly', 'InversionCache', 'ImageList', 'kikibouba_demo_data',
-           'strip_omegas', 'render_view', 'Params', 'Result', 'Explorer', 'Demo', 'demo_setup', 'bench_explorer',
-           'bench_explorer_cmd']
+           'strip_omegas', 'render_view', 'Params', 'Result', 'Explorer', 'Demo', 'demo_setup', 'bench_explorer']
 
 # %% ../nbs/40_explorer.ipynb #9c0c6f18
 def in_kernel() -> bool:
@@ -266,15 +265,9 @@ class Explorer:
                  lpips: Callable | None = None, # (x, y) -> LPIPS distance per pair
                  index: int = 0, # first image
                  target: str | None = None, # target class (default: a class other than the image's)
-                 omega: float | None = None, # edit strength ω (None: the model's recommendation, else 2)
+                 edit: EditSettings = EditSettings(), # ω (the slider's start), N, CFG, inversion, seed, and the Search button's settings (None: the model's)
                  t_skip: float = 0.7, # T_skip as a fraction of N
                  view: str = 'side by side', # one of `VIEWS`
-                 n_steps: int = 100, # N
-                 guidance_scale: float | None = None, # CFG of the regeneration (None: the model's recommendation, else 4)
-                 condition: str | None = None, # inversion conditioning 'zero' or 'source' (None: the model's, else 'zero')
-                 inversion_guidance_scale: float | None = None, # CFG of a 'source' inversion (None: the model's, else 4)
-                 zero_last_noise: bool = True, # released default
-                 seed: int = 0, # run seed of the inversion noise
                  cache_size: int = 8, # images whose inversion is kept
                  strip_frames: int = 5, # frames of the ω strip
                  n_thumbs: int = 8, # thumbnails shown
@@ -285,14 +278,9 @@ class Explorer:
                  message: str = '', # a note shown in the status line at start (e.g. which model is used)
                 ):
         import ipywidgets as W
-        from dcf_teach.models import edit_settings
         self.c, self.bank, self.dataset, self.oracle, self.lpips = components, bank, dataset, oracle, lpips
-        es, self.edit_defaults_from = edit_settings(components, omega=omega, inversion=condition, guidance_scale=guidance_scale,
-                                                    inversion_guidance_scale=inversion_guidance_scale)   # the model's where not given
-        omega = float(es['omega'])
-        self.n_steps, self.guidance_scale, self.condition = int(n_steps), float(es['guidance_scale']), es['inversion']
-        self.inversion_guidance_scale, self.zero_last_noise, self.seed = float(es['inversion_guidance_scale']), bool(zero_last_noise), int(seed)
-        self.fractions, self.min_confidence = tuple(es['t_skip_fractions']), float(es['min_confidence'])   # the Search button's
+        self.edit, self.edit_defaults_from = edit.resolve(components), edit.sources(components)   # the model's where not given
+        omega = self.edit.omega
         self.strip_frames, self.n_thumbs, self.note = int(strip_frames), int(n_thumbs), message
         self.scale = max(1, round(display_size / max(1, getattr(components, 'resolution', 32))))
         self.cache, self.scheduler = InversionCache(cache_size), LatestOnly(not in_kernel() if sync is None else sync, self._show_error)
@@ -304,7 +292,7 @@ class Explorer:
         self._w_target = W.Dropdown(options=classes, value=classes[-1], description='target')
         self._w_omega = W.FloatSlider(value=0.0, min=min(omega_range[0], omega), max=max(omega_range[1], omega), step=0.25,
                                       description='ω', readout_format='.2f', continuous_update=True)
-        self._w_tskip = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=round(max(0.01, 1 / self.n_steps), 4),
+        self._w_tskip = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=round(max(0.01, 1 / self.edit.n_steps), 4),
                                       description='T_skip', readout_format='.2f', continuous_update=True)
         self._w_steps = W.HTML()
         self._w_view = W.ToggleButtons(options=list(VIEWS), value=VIEWS[0], description='view', style={'button_width': '104px'})
@@ -345,7 +333,7 @@ def _check(self: Explorer, n: int) -> str | None:
         if n == 0: raise UserError("the dataset has no images")
         if len(self.bank.classes) < 2: raise UserError(f"the bank has {len(self.bank.classes)} class; it needs at least 2")
         check_bank(self.bank, self.c)
-        if self.condition not in ('zero', 'source'): raise UserError(f"condition must be 'zero' or 'source', not {self.condition!r}")
+        if self.edit.inversion not in ('zero', 'source'): raise UserError(f"condition must be 'zero' or 'source', not {self.edit.inversion!r}")
     except UserError as e:
         self._show_error(e); return self.error
     return None
@@ -415,7 +403,7 @@ def _view(self, v):
     return v
 
 def _fraction(self, f):
-    if isinstance(f, int) and not isinstance(f, bool) and f > 1: f = f / self.n_steps   # steps given
+    if isinstance(f, int) and not isinstance(f, bool) and f > 1: f = f / self.edit.n_steps   # steps given
     f = float(f)
     if not 0 <= f <= 1: raise UserError(f"T_skip fraction {f} is not in [0, 1]")
     return f
@@ -429,12 +417,12 @@ Explorer.view = _prop('_w_view', "The view, one of `VIEWS`.", _view)
 @patch(as_prop=True)
 def t_skip_steps(self: Explorer) -> int:
     "T_skip in steps."
-    return resolve_t_skip(float(self.t_skip), self.n_steps)
+    return resolve_t_skip(float(self.t_skip), self.edit.n_steps)
 
 @patch
 def params(self: Explorer) -> Params:
     "The current request."
-    return Params(self.index, self.target, float(self.omega), self.t_skip_steps, self.n_steps, self.view)
+    return Params(self.index, self.target, float(self.omega), self.t_skip_steps, self.edit.n_steps, self.view)
 
 # %% ../nbs/40_explorer.ipynb #def49936
 @patch
@@ -456,7 +444,7 @@ def _on_index(self: Explorer, change=None):
 @patch
 def _update_steps_label(self: Explorer):
     k = self.t_skip_steps
-    self._w_steps.value = f"<small>T_skip = {k}/{self.n_steps} steps skipped · regenerates {self.n_steps - k}</small>"
+    self._w_steps.value = f"<small>T_skip = {k}/{self.edit.n_steps} steps skipped · regenerates {self.edit.n_steps - k}</small>"
 
 @patch
 def _refresh_thumbs(self: Explorer):
@@ -490,11 +478,11 @@ def wait(self: Explorer, timeout: float | None = 60) -> bool:
 def _inversion(self: Explorer, p: Params) -> tuple:
     "(inversion covering p.t_skip, cache status, inversion NFE spent now)."
     x, _, h, _ = self._image(p.index)
-    key = (h, self.n_steps, self.condition, self.inversion_guidance_scale if self.condition == 'source' else None,
-           self.zero_last_noise, self.seed)
+    key = (h, self.edit.n_steps, self.edit.inversion, self.edit.inversion_guidance_scale if self.edit.inversion == 'source' else None,
+           self.edit.zero_last_noise, self.edit.seed)
     before = self.cache.peek(key)
     inv, status = self.cache.get(key, p.t_skip,
-        lambda k: invert(self.c, x[None], self.n_steps, self.condition, self.inversion_guidance_scale, self.zero_last_noise, k, self.seed),
+        lambda k: invert(self.c, x[None], self.edit.n_steps, self.edit.inversion, self.edit.inversion_guidance_scale, self.edit.zero_last_noise, k, self.edit.seed),
         lambda inv, k: extend_inversion(self.c, inv, k))
     return inv, status, inv.nfe - (before.nfe if before is not None and status != 'miss' else 0)
 
@@ -508,7 +496,7 @@ def _source(self: Explorer, label, target: int, embed: torch.Tensor) -> int:
 @patch
 def _regenerate(self: Explorer, inv: Inversion, d: torch.Tensor, omegas: list, t_skip: int):
     "The counterfactuals [k,3,R,R] for `omegas` and the NFE spent."
-    sw = sweep(self.c, inv, d, omegas, [t_skip], self.guidance_scale)
+    sw = sweep(self.c, inv, d, omegas, [t_skip], self.edit.guidance_scale)
     return sw.images, sw.nfe
 
 @patch
@@ -593,7 +581,7 @@ def _set_status(self: Explorer, text: str, kind: str = 'info'):
 @patch
 def _show_error(self: Explorer, e: BaseException):
     "Show an exception as a one-line message in the widget."
-    msg = e.format_message() if isinstance(e, click.ClickException) else f"{type(e).__name__}: {e}"
+    msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
     self.error = (msg.strip().splitlines() or [type(e).__name__])[0]
     log.debug("explorer error: %s", self.error)
     self._set_status(f"Error: {self.error}", 'error')
@@ -618,9 +606,9 @@ def record(self: Explorer, r: Result | None = None) -> dict:
     p, c = r.params, self.c
     return dict(image_index=p.index, image_id=r.image_id, image_hash=r.image_hash, source_class=r.source,
                 target_class=r.target, omega=p.omega, t_skip=p.t_skip, t_skip_fraction=p.fraction, n_steps=p.n_steps,
-                guidance_scale=self.guidance_scale, inversion_condition=self.condition,
-                inversion_guidance_scale=self.inversion_guidance_scale if self.condition == 'source' else None,
-                zero_last_noise=self.zero_last_noise, seed=self.seed, oracle_positive_class=r.positive_class,
+                guidance_scale=self.edit.guidance_scale, inversion=self.edit.inversion,
+                inversion_guidance_scale=self.edit.inversion_guidance_scale if self.edit.inversion == 'source' else None,
+                zero_last_noise=self.edit.zero_last_noise, seed=self.edit.seed, oracle_positive_class=r.positive_class,
                 p_original=r.p_original, p_counterfactual=r.p_counterfactual, flipped=r.flipped, lpips=r.lpips,
                 model_id=getattr(c, 'model_id', ''), encoder_id=getattr(c, 'encoder_id', ''), adapter=getattr(c, 'adapter', None),
                 resolution=getattr(c, 'resolution', None), bank=dict(classes=self.bank.classes, source=self.bank.source,
@@ -670,18 +658,16 @@ def _search(self: Explorer, p: Params):
     x, label, *_ = self._image(p.index)
     tgt = self.bank.index(p.target)
     src = self._source(label, tgt, clip_embed(self.c, x[None])[0].cpu())
-    r = minimal_edit_search(self.c, x[None], self.bank.direction(src, tgt), self.oracle, omega=p.omega, n_steps=self.n_steps,
-                            guidance_scale=self.guidance_scale, condition=self.condition,
-                            inversion_guidance_scale=self.inversion_guidance_scale, zero_last_noise=self.zero_last_noise,
-                            seed=self.seed, fractions=self.fractions, min_confidence=self.min_confidence)[0]
+    r = minimal_edit_search(self.c, x[None], self.bank.direction(src, tgt), self.oracle,
+                            dataclasses.replace(self.edit, omega=p.omega))[0]
     self.search_result = r
-    tried = ', '.join(f"{k / self.n_steps:.2f}: {q:.2f}" for k, q in r.tried)
+    tried = ', '.join(f"{k / self.edit.n_steps:.2f}: {q:.2f}" for k, q in r.tried)
     if r.flipped:
         msg = (f"minimal edit of image {p.index} → {p.target} at ω = {p.omega:.2f}: T_skip {r.fraction:.2f} "
-               f"({r.t_skip}/{self.n_steps}), p({self.positive_class}) {r.p_original:.2f} → {r.p_counterfactual:.2f}; "
+               f"({r.t_skip}/{self.edit.n_steps}), p({self.positive_class}) {r.p_original:.2f} → {r.p_counterfactual:.2f}; "
                f"tried {tried}; {r.nfe} UNet evaluations")
         self.note = msg
-        if self.t_skip_steps != r.t_skip: self.t_skip = r.t_skip / self.n_steps   # moving the slider shows it
+        if self.t_skip_steps != r.t_skip: self.t_skip = r.t_skip / self.edit.n_steps   # moving the slider shows it
         else: self.request_update()
     else:
         self.note = (f"no T_skip flipped the oracle for image {p.index} → {p.target} at ω = {p.omega:.2f} "
@@ -704,14 +690,14 @@ class Demo:
 
     def explorer(self, **kwargs) -> Explorer:
         "An `Explorer` on the demo (keyword arguments go to `Explorer`)."
-        kw = dict(n_steps=self.n_steps, message=' '.join(self.notes)) | kwargs
+        kw = dict(edit=EditSettings(n_steps=self.n_steps), message=' '.join(self.notes)) | kwargs
         return Explorer(self.components, self.bank, self.dataset, self.oracle, self.lpips, **kw)
 
 def demo_setup(model: str = 'default', # model name/folder; 'default': the embedded kiki/bouba model
                n_per_class: int = 20, # kiki/bouba images per class (8 of 10 build the bank)
                seed: int = 0, # dataset seed
                allow_dummy: bool = True, # fall back to random tiny components when the default is not shipped
-               n_steps: int | None = None, # N (default: 100 with a real model, 20 with the dummy)
+               n_steps: int | None = None, # N (default: `N_STEPS` with a real model, 20 with the dummy)
                oracle: Any = 'auto', # an oracle, None, or 'auto' (the shipped bouba-kiki oracle if any)
                use_lpips: bool = True, # LPIPS if its weights can be loaded
                adapter: str | None = None, # LoRA adapter folder for the model's UNet (`dcf-teach train lora`)
@@ -742,7 +728,7 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
             lp(held[0][0], held[0][0])
         except Exception as e:
             lp = None; notes.append(f"LPIPS is unavailable ({type(e).__name__}: {str(e)[:120]}).")
-    return Demo(c, bank, held, oracle, lp, n_steps or (100 if embedded or name != DEFAULT_MODEL else 20), embedded, notes)
+    return Demo(c, bank, held, oracle, lp, n_steps or (N_STEPS if embedded or name != DEFAULT_MODEL else 20), embedded, notes)
 
 # %% ../nbs/40_explorer.ipynb #7de28bbf
 BENCH_OMEGAS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.25, 2.5, 2.75, 3.0)
@@ -750,7 +736,7 @@ BENCH_OMEGAS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.25, 2.5, 2.75, 3.0)
 def bench_explorer(model: str = 'default', # model name/folder
                    updates: int = 10, # ω changes timed
                    t_skip: float = 0.5, # T_skip fraction
-                   n_steps: int = 100, # N
+                   n_steps: int = N_STEPS, # N
                    view: str = 'side by side', # view shown
                    threads: int | None = 1, # torch threads (None: leave as is); 1 is fastest for the small embedded models
                    allow_dummy: bool = True, # fall back to the dummy components
@@ -761,7 +747,7 @@ def bench_explorer(model: str = 'default', # model name/folder
     if threads: torch.set_num_threads(threads)
     try:
         demo = demo_setup(model, allow_dummy=allow_dummy, n_steps=n_steps, adapter=adapter)
-        ex = demo.explorer(t_skip=t_skip, omega=2.0, view=view, sync=True)
+        ex = demo.explorer(t_skip=t_skip, edit=EditSettings(omega=2.0, n_steps=n_steps), view=view, sync=True)
         if ex.error: raise UserError(ex.error)
         first = ex.result.seconds
         h0, n0 = ex.cache.hits, ex.cache.lookups
@@ -779,26 +765,3 @@ def bench_explorer(model: str = 'default', # model name/folder
                     torch_threads=torch.get_num_threads(), notes=demo.notes)
     finally: torch.set_num_threads(old)
 
-@click.command('explorer')
-@click.option('--model', default='default', show_default=True, help='Model folder or shipped name.')
-@click.option('--updates', default=10, show_default=True, type=click.IntRange(1), help='ω changes to time.')
-@click.option('--t-skip', 't_skip', default=0.5, show_default=True, type=click.FloatRange(0, 1), help='T_skip fraction.')
-@click.option('--steps', default=100, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
-@click.option('--view', default='side by side', show_default=True, type=click.Choice(list(VIEWS)))
-@click.option('--threads', default=1, show_default=True, type=click.IntRange(0),
-              help='Torch threads (0: leave as is). The 1 M-parameter default UNet is fastest on 1: with OMP_WAIT_POLICY=PASSIVE, 2 threads took 3x longer per update.')
-@click.option('--adapter', default=None, help='LoRA adapter folder for the model (from `dcf-teach train lora`).')
-@click.option('--no-dummy', is_flag=True, help='Fail instead of falling back to dummy components when the default is not shipped.')
-@click.option('--json', 'as_json', is_flag=True, help='Print one JSON object.')
-def bench_explorer_cmd(model, updates, t_skip, steps, view, threads, adapter, no_dummy, as_json):
-    "Time the explorer's response to ω changes with the inversion cached."
-    import json
-    from dcf_teach.checks import check_adapter, check_model
-    if model != 'default' or no_dummy: check_model(model)
-    check_adapter(adapter)
-    r = bench_explorer(model, updates, t_skip, steps, view, threads or None, not no_dummy, adapter)
-    if as_json: click.echo(json.dumps(r, sort_keys=True)); return
-    for n in r['notes']: click.echo(f"note: {n}", err=True)
-    click.echo(f"explorer ({r['model_id']}, N={steps}, T_skip {r['t_skip_fraction']:.2f}, {r['torch_threads']} threads): "
-               f"median update {r['median_update_seconds']:.3f} s over {updates} ω changes, cache hit rate "
-               f"{r['cache_hit_rate']:.2f}; first update (with inversion) {r['first_update_seconds']:.3f} s")

@@ -88,7 +88,7 @@ class Inversion:
         return 2 if self.condition == 'source' and self.guidance_scale != 1 else 1
     def options(self) -> dict:
         "The options, for run records."
-        return dict(n_steps=self.n_steps, inversion_condition=self.condition,
+        return dict(n_steps=self.n_steps, inversion=self.condition,
                     inversion_guidance_scale=self.guidance_scale if self.condition == 'source' else None,
                     zero_last_noise=self.zero_last_noise, seed=self.seed, min_t_skip=self.min_t_skip)
     def select(self, idx) -> 'Inversion':

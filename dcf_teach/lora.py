@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .core import UserError, get_logger, load_train_state, save_train_state, write_json_atomic
 from .adapters import ADAPTER_META, add_lora, base_fingerprint, save_adapter
+from .settings import EditSettings
 from .models import Components, encode_images
 
 _log = get_logger(__name__)
@@ -72,9 +73,7 @@ def _lpips_mean(a, b) -> float:
 @torch.no_grad()
 def validate(c: Components, # the models (with the adapter being trained)
              val: ValSet, # the validation set
-             n_steps: int = 25, # N of the validation search
-             omega: float | None = None, # edit strength (None: the model's recommended ω, see `edit_settings`)
-             seed: int = 0, # search seed
+             edit: EditSettings = EditSettings(n_steps=25), # the validation search's settings (None: the model's, as `dcf-teach bench`)
              batch_size: int = 16, # images per UNet batch
             ) -> dict:
     "Validation ε-MSE, and with an oracle the success ratio and LPIPS of the minimal-edit search."
@@ -85,13 +84,9 @@ def validate(c: Components, # the models (with the adapter being trained)
     out = {'val_loss': float(sum(ls) / max(1, len(val.z0)))}
     if val.oracle is None or val.images is None: return out
     from dcf_teach.search import minimal_edit_search
-    from dcf_teach.evaluate import EDIT_FIELDS, EvalConfig, resolve_config
-    cfg = resolve_config(EvalConfig(omega=omega), c)   # the same settings `dcf-teach bench` uses for this model
-    search = {f: getattr(cfg, f) for f in EDIT_FIELDS}  # EvalConfig's edit fields are the search's keywords
     res = []
     for i in range(0, len(val.images), batch_size):
-        res += minimal_edit_search(c, val.images[i:i + batch_size], val.directions[i:i + batch_size], val.oracle,
-                                   n_steps=n_steps, seed=seed, **search)
+        res += minimal_edit_search(c, val.images[i:i + batch_size], val.directions[i:i + batch_size], val.oracle, edit)
     ok = [i for i, r in enumerate(res) if r.flipped]
     out['success'] = len(ok) / len(res)
     out['lpips'] = _lpips_mean(val.images[ok], torch.stack([res[i].counterfactual for i in ok])) if ok else float('nan')
@@ -168,7 +163,7 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
 
     def do_val(step, elapsed):
         if val is None: return
-        m = {'step': step, **validate(c, val, cfg.val_steps, cfg.omega, cfg.seed)}
+        m = {'step': step, **validate(c, val, EditSettings(omega=cfg.omega, n_steps=cfg.val_steps, seed=cfg.seed))}
         vals.append(m)
         s = val_score(m)
         msg = ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in m.items())

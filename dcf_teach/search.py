@@ -16,15 +16,14 @@ from .core import get_logger
 from .models import Components, decode_latents
 from .inversion import Inversion, extend_inversion, invert, regenerate, resolve_t_skip
 from .counterfactual import edit_embedding
+from .settings import REFERENCE_FRACTIONS, EditSettings
 
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['REFERENCE_FRACTIONS', 'SearchResult', 'oracle_probs', 'minimal_edit_search']
+__all__ = ['SearchResult', 'oracle_probs', 'minimal_edit_search']
 
 # %% ../nbs/15_search.ipynb #9e2ff2dd
-REFERENCE_FRACTIONS = tuple(float(f) for f in np.round(np.linspace(0.9, 0.0, 10), 3))
-
 @dataclass(frozen=True, eq=False)
 class SearchResult:
     "The minimal edit found for one image."
@@ -63,21 +62,14 @@ def minimal_edit_search(c: Components, # the models
                         images: torch.Tensor, # [B,3,R,R] in [0,1]
                         directions: torch.Tensor, # [D] or [B,D]: d = μ̂_target − μ̂_source of each image
                         oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]
-                        omega: float = 2.0, # edit strength
-                        fractions=REFERENCE_FRACTIONS, # T_skip values to try, in order (fractions or steps)
-                        n_steps: int = 100, # N
-                        guidance_scale: float = 4.0, # regeneration CFG
-                        condition: str = 'zero', # inversion conditioning
-                        inversion_guidance_scale: float = 4.0, # inversion CFG ('source' only)
-                        zero_last_noise: bool = True, # released default
-                        seed: int = 0, # run seed
-                        min_confidence: float = 0.5, # target-class probability that stops the search (0.5: the first flip)
+                        edit: EditSettings = EditSettings(), # ω, N, CFG, inversion, T_skip fractions, min_confidence, seed (None: the model's)
                         progress: bool = False, # tqdm bars
                        ) -> list[SearchResult]:
     "Minimal-edit search: the first T_skip (highest first) whose oracle prediction flips with `min_confidence`."
-    if not 0.5 <= min_confidence < 1: raise ValueError(f"min_confidence must be in [0.5, 1), got {min_confidence}")
-    B, N = len(images), n_steps
-    ks = [resolve_t_skip(f, N) for f in fractions]
+    e = edit.resolve(c)                          # the model's recommended settings where none were given
+    if not 0.5 <= e.min_confidence < 1: raise ValueError(f"min_confidence must be in [0.5, 1), got {e.min_confidence}")
+    B, N, omega, min_confidence = len(images), e.n_steps, e.omega, e.min_confidence
+    ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
     d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
     p0 = oracle_probs(oracle, images)
     inv: Inversion | None = None
@@ -87,10 +79,10 @@ def minimal_edit_search(c: Components, # the models
     for k in ks:
         if not active: break
         if inv is None:
-            inv = invert(c, images[active], N, condition, inversion_guidance_scale, zero_last_noise, k, seed, progress=progress)
+            inv = invert(c, images[active], N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, k, e.seed, progress=progress)
         elif k < inv.min_t_skip: inv = extend_inversion(c, inv, k, progress=progress)
         emb = edit_embedding(inv.embeds, d[active], omega)
-        x, nfe = regenerate(c, inv, emb, k, guidance_scale=guidance_scale, progress=progress)
+        x, nfe = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress)
         ims = decode_latents(c, x)
         p = oracle_probs(oracle, ims)
         keep = []
@@ -104,7 +96,7 @@ def minimal_edit_search(c: Components, # the models
         if len(keep) < len(active):
             active = [active[i] for i in keep]
             inv = inv.select(keep) if keep else None
-    mult = 2 if condition == 'source' and inversion_guidance_scale != 1 else 1
+    mult = e.nfe_inversion_step
     if not ks: return []
     out = []
     for b in range(B):

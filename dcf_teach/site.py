@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
-import click
 
 from . import __version__
 from .core import UserError, atomic_path, get_logger, write_text_atomic
@@ -25,7 +24,7 @@ _log = get_logger('dcf_teach.site')
 __all__ = ['HEADLINE', 'DECK_CSS', 'INDEX_CSS', 'INTRO', 'LEGEND', 'MARKER', 'example_deck', 'Deck', 'find_decks', 'headline',
            'deck_subtitle', 'local_refs', 'remote_refs', 'gifs_as_html', 'prepare_notebook', 'deck_page',
            'copy_deck_files', 'publish_deck_page', 'index_page', 'listing_items', 'write_listing', 'build_preview',
-           'find_project', 'build_quarto', 'build_site', 'site_cli']
+           'find_project', 'build_quarto', 'build_site']
 
 # %% ../nbs/32_site.ipynb #fa17428a
 def _shape(spikes: float, hue: int, size: int = 32) -> 'np.ndarray':
@@ -505,7 +504,7 @@ def build_preview(decks: Sequence[Deck], # the decks
     done = []
     for d in tqdm(decks, desc='site', unit='deck', disable=len(decks) < 2 or None):
         try: page = deck_page(d)
-        except UserError as e: _log.warning(f"skipping deck '{d.name}': {e.format_message()}"); continue
+        except UserError as e: _log.warning(f"skipping deck '{d.name}': {str(e)}"); continue
         publish_deck_page(d, page, out / d.name)
         done.append(d)
     if not done: raise UserError("no deck could be exported (see the warnings above)")
@@ -584,17 +583,3 @@ def build_site(decks_dir: str | Path = 'decks', # folder of deck folders
         built = build_quarto(exe, decks, tmp, proj) if exe else build_preview(decks, tmp)
     _log.info(f"{'quarto site' if exe else 'offline preview'}: {len(built)} deck(s) in {out}")
     return out / 'index.html'
-
-# %% ../nbs/32_site.ipynb #88b1961d
-@click.command('site')
-@click.option('--decks', 'decks_dir', type=click.Path(path_type=Path), default=Path('decks'), show_default=True,
-              help='Folder of decks (<name>/deck.ipynb, media/, metrics.json).')
-@click.option('--out', 'out_dir', type=click.Path(path_type=Path), default=Path('_site'), show_default=True,
-              help='Site folder to build; replaced as a whole.')
-@click.option('--quarto/--no-quarto', default=None,
-              help='Render with Quarto, or build the offline preview. Default: Quarto when it is on PATH.')
-def site_cli(decks_dir: Path, out_dir: Path, quarto: bool | None):
-    "Build the site of study decks (Quarto, or an offline HTML preview without it)."
-    index = build_site(decks_dir, out_dir, 'auto' if quarto is None else quarto)
-    click.echo(f"site: {index}")
-    click.echo(f"open it in a browser, or serve it with: python -m http.server -d {out_dir} 8000")

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import torch
 
-from .cli import LazyGroup
+from .cli_base import Command, LazyGroup
 from .core import UserError, get_logger
 from .checks import check_classes, check_dataset, check_device, check_model, check_oracle, check_output
 from .models import load_components
@@ -31,7 +31,7 @@ train_cli = LazyGroup('train', lazy={
 }, help='Train decoders, oracles and LoRA adapters.', context_settings={'help_option_names': ['-h', '--help']})
 
 # %% ../nbs/24_train_cli.ipynb #51b9bea3
-@click.command('decoder')
+@click.command('decoder', cls=Command)
 @click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder (DATA/<class>/<image>) or CSV manifest.')
 @click.option('--out', required=True, type=click.Path(path_type=Path), help='Model folder to write.')
 @click.option('--minutes', type=click.FloatRange(min=0, min_open=True), default=None, help='Decoder wall-time budget [default: 30 unless --steps].')
@@ -90,7 +90,7 @@ def _summary(oracle: Oracle, out: Path | None) -> str:
     if g: L.append("ensemble with added Gaussian noise: " + ", ".join(f"σ={s}: {v['ensemble']:.3f}" for s, v in g.items()))
     return "\n".join(L)
 
-@click.command('oracle')
+@click.command('oracle', cls=Command)
 @click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder root or CSV manifest.')
 @click.option('--classes', required=True, help='The two classes, comma-separated (class order is sorted; P = the later one).')
 @click.option('--out', required=True, type=click.Path(path_type=Path), help='Oracle folder to write.')
@@ -139,7 +139,7 @@ def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patienc
     click.echo(_summary(o, out))
 
 # %% ../nbs/24_train_cli.ipynb #3fb14b57
-@click.command('lora')
+@click.command('lora', cls=Command)
 @click.option('--model', default='default', show_default=True, help='Base model: folder, shipped name or hub id.')
 @click.option('--data', required=True, type=click.Path(path_type=Path), help='ImageFolder root or CSV manifest of the new domain.')
 @click.option('--out', required=True, type=click.Path(path_type=Path), help='Adapter folder to write (the best checkpoint; last/ inside).')

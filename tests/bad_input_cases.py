@@ -141,11 +141,11 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('edit-source-unknown', [*p, '--source-class', 'zzz'], 'zzz')
     add('edit-source-is-target', [*p, '--source-class', 'b'], '--source-class')
     C += _num(p, '--t-skip', ['x', '-0.5', '200'])
-    C += _num(p, '--steps', ['0', '1001'])
+    C += _num(p, '--n-steps', ['0', '1001'])
     C += _num(p, '--omega', ['x', 'nan'])
-    C += _num(p, '--guidance', ['x', 'inf'])
+    C += _num(p, '--guidance-scale', ['x', 'inf'])
     C += _num(p, '--inversion', ['bogus'])
-    C += _num(p, '--inversion-guidance', ['x'])
+    C += _num(p, '--inversion-guidance-scale', ['x'])
     C += _num(p, '--seed', ['x'])
     add('edit-device-bogus', [*p, '--device', 'bogus'], '--device')
     add('edit-adapter-missing', [*p, '--adapter', 'noadapter'], 'noadapter')
@@ -258,12 +258,12 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('bench-oracle-file', [*p, '--oracle', 'notes.txt'], 'notes.txt')
     add('bench-adapter-missing', [*p, '--adapter', 'noadapter'], 'noadapter')
     C += _num(p, '--omega', ['x'])
-    C += _num(p, '--steps', ['0'])
-    C += _num(p, '--guidance', ['x'])
+    C += _num(p, '--n-steps', ['0'])
+    C += _num(p, '--guidance-scale', ['x'])
     C += _num(p, '--inversion', ['bogus'])
-    C += _num(p, '--inversion-guidance', ['x'])
+    C += _num(p, '--inversion-guidance-scale', ['x'])
     C += _num(p, '--search', ['bogus'])
-    C += _num(p, '--fractions', ['abc', '0.5,0.9'])
+    C += _num(p, '--t-skip-fractions', ['abc', '0.5,0.9'])
     C += _num(p, '--min-confidence', ['0.4', '1'])
     C += _num(p, '--batch-size', ['0'])
     C += _num(p, '--seed', ['x'])
@@ -284,7 +284,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('bench-explorer-adapter-missing', [*p, '--adapter', 'noadapter'], 'noadapter')
     C += _num(p, '--updates', ['0'])
     C += _num(p, '--t-skip', ['2'])
-    C += _num(p, '--steps', ['0'])
+    C += _num(p, '--n-steps', ['0'])
     C += _num(p, '--view', ['bogus'])
     C += _num(p, '--threads', ['-1'])
     # deck
@@ -346,7 +346,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
 TRIMMED = {
     'data-fmnist-empty-classes', 'bank-flat', 'bank-broken-link', 'bank--batch-size=x',
     'data-kikibouba--n-per-class=-3', 'data-kikibouba--size=5000', 'edit-image-broken-link', 'edit-bank-folder',
-    'edit--t-skip=x', 'edit--omega=x', 'edit--guidance=x', 'edit-model-empty-folder', 'train-decoder--minutes=x',
+    'edit--t-skip=x', 'edit--omega=x', 'edit--guidance-scale=x', 'edit-model-empty-folder', 'train-decoder--minutes=x',
     'bench--n=x', 'bench-oracle-file', 'bench-grid-under-file', 'bench-records-under-file',
     'deck-dataset-one-class', 'deck-classes-same', 'deck-out-under-file', 'deck-param-n_images=1',
     'deck-param-n_study=-1', 'deck-param-seed=1.5', 'deck-param-omega=x', 'deck-template-text',
@@ -355,14 +355,14 @@ TRIMMED = {
     'data-accretion-out-not-empty', 'data-fmnist-no-out', 'data-fmnist-same-class',
     'data-fashion-mnist--n-per-class=x', 'data-fashion-mnist--size=x', 'data-check-missing-csv',
     'data-check-empty-classes', 'data-check-flat', 'bank-model-file', 'bank-plot-under-file', 'bank-no-out',
-    'bank-one-class', 'edit-image-text', 'edit-bank-text', 'edit--t-skip=200', 'edit--steps=1001',
+    'bank-one-class', 'edit-image-text', 'edit-bank-text', 'edit--t-skip=200', 'edit--n-steps=1001',
     'edit-adapter-file', 'edit-out-under-file', 'edit-no-target', 'edit-source-unknown',
     'train-decoder-data-empty-classes', 'train-decoder-data-bad-csv', 'train-decoder-out-under-file',
     'train-decoder-classes-one', 'train-decoder-data-one-class', 'train-oracle-no-classes', 'train-oracle-no-out',
     'train-oracle-data-file', 'train-oracle-classes-three', 'train-oracle--members=,', 'train-oracle-classes-one',
     'train-oracle-data-empty', 'train-lora-no-out', 'train-lora-data-file', 'train-lora-data-one-class',
     'train-lora-model-empty-folder', 'train-lora-data-empty', 'bench-dataset-file', 'bench-dataset-one-class',
-    'bench--min-confidence=1', 'bench--fractions=0.5,0.9', 'bench-out-under-file', 'bench-model-empty-folder',
+    'bench--min-confidence=1', 'bench--t-skip-fractions=0.5,0.9', 'bench-out-under-file', 'bench-model-empty-folder',
     'bench-classes-fmnist-unknown', 'bench-dataset-empty', 'bench-explorer-model-file', 'deck-dataset-file',
     'deck-param-n_steps=0', 'deck-param-t_skip_fractions=abc', 'deck-template-folder', 'deck-demo-param-unknown',
     'deck-classes-one', 'site-out-inside-decks', 'site-decks-empty', 'top-verbose-value',

@@ -73,7 +73,7 @@ def _refused(load, f: Path) -> bool:
     from dcf_teach.core import UserError
     try: load()
     except UserError as e:
-        msg = e.format_message()
+        msg = str(e)
         return str(f) in msg and '\n' not in msg
     return False
 

@@ -166,7 +166,7 @@ def check_all(tmp: str | Path, edit_steps: int = 4) -> dict:
     for name, p in files:
         if not have_bank:
             details.append(('edit', name, 'wrong: no bank to edit with', 0)); continue
-        rc, out, s = run('edit', p, '--model', 'kikibouba', '--bank', bank, '--target', 'bouba', '--steps', edit_steps,
+        rc, out, s = run('edit', p, '--model', 'kikibouba', '--bank', bank, '--target', 'bouba', '--n-steps', edit_steps,
                          '--t-skip', '0.5', '--out', tmp / 'edits')
         kind = KINDS[name]
         o = _outcome('bad' if kind != 'ok' else 'ok', name, p, rc, out)

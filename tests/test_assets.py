@@ -7,7 +7,8 @@ import torch
 
 from dcf_teach.deck import DEMO_DECKS, demo_available
 from dcf_teach.evaluate import NAMED_DATASETS
-from dcf_teach.models import ASSETS_MODELS, LIBRARY_EDIT_DEFAULTS, check_edit_defaults, load_components, shipped_models
+from dcf_teach.models import ASSETS_MODELS, load_components, shipped_models
+from dcf_teach.settings import LIBRARY_EDIT_DEFAULTS, check_edit_defaults
 from dcf_teach.oracle import shipped_oracles
 
 SHIPPED = sorted(spec['model'] for spec in NAMED_DATASETS.values())

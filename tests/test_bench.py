@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from dcf_teach.evaluate import (EvalConfig, EvalResult, IDENTITY_FACTORS, evaluate, held_out_images, dataset_bank,
+from dcf_teach.settings import EditSettings
+from dcf_teach.evaluate import (EvalResult, IDENTITY_FACTORS, evaluate, held_out_images, dataset_bank,
                                 identity_change, measure_ground_truth, resolve_dataset)
 from dcf_teach.models import dummy_components, save_components
 from dcf_teach.core import test_close_f32
 
-FAST = EvalConfig(n_steps=10, fractions=(0.9, 0.7, 0.5, 0.3))
+FAST = EditSettings(n_steps=10, t_skip_fractions=(0.9, 0.7, 0.5, 0.3))
 
 
 class ScriptedOracle:
@@ -117,7 +118,7 @@ def test_control_omega_zero(world):
     w = world
     # ω = 0 with matched conditioning ('source' inversion + same CFG, last noise kept) gives back the images:
     # nothing can flip, not even an oracle that flips at the smallest change
-    exact = EvalConfig(omega=0.0, n_steps=10, fractions=(0.9, 0.5), condition='source', zero_last_noise=False)
+    exact = EditSettings(omega=0.0, n_steps=10, t_skip_fractions=(0.9, 0.5), inversion='source', zero_last_noise=False)
     ctl = evaluate(w['c'], w['held'], w['bank'], w['oracle'](), exact)
     assert ctl.metrics()['success_ratio'] == 0.0
     assert max(r.l1 for r in ctl.records) < 1e-5
@@ -151,7 +152,7 @@ def cli_world(world):
 def test_cli_json_report(cli, cli_world, tmp_path):
     w = cli_world
     out = tmp_path / 'bench' / 'kb.json'
-    args = ['bench', '--dataset', w['data'], '--n', 2, '--model', w['model'], '--oracle', w['oracle'], '--steps', 10,
+    args = ['bench', '--dataset', w['data'], '--n', 2, '--model', w['model'], '--oracle', w['oracle'], '--n-steps', 10,
             '--batch-size', 2, '--cache', w['cache'], '--out', out, '--records', tmp_path / 'rec.jsonl', '--json']
     r = cli(*args)
     assert r.returncode == 0, r.stderr

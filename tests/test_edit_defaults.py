@@ -9,11 +9,12 @@ import torch
 from click.testing import CliRunner
 
 from dcf_teach.bank import save_bank
-from dcf_teach.evaluate import EvalConfig, dataset_bank, held_out_images, resolve_dataset
-from dcf_teach.models import LIBRARY_EDIT_DEFAULTS, load_components
+from dcf_teach.evaluate import dataset_bank, held_out_images, resolve_dataset
+from dcf_teach.models import load_components
+from dcf_teach.settings import LIBRARY_EDIT_DEFAULTS, EditSettings
 
 RECOMMENDS = {'omega': 0.5, 'inversion': 'source'}
-FAST = EvalConfig(n_steps=6, fractions=(0.9, 0.5))
+FAST = EditSettings(n_steps=6, t_skip_fractions=(0.9, 0.5))
 
 
 class ScriptedOracle:
@@ -68,7 +69,7 @@ def edit(world, out, *extra, model='rec'):
     "Run `dcf-teach edit` in-process on the world's first test image; returns the JSON record."
     from dcf_teach.engine_cli import edit_cli
     args = [str(world['image']), '--model', str(world[model]), '--bank', str(world['bank']), '--target', 'kiki',
-            '--t-skip', '0.5', '--steps', '6', '--device', 'cpu', '--out', str(out), *extra]
+            '--t-skip', '0.5', '--n-steps', '6', '--device', 'cpu', '--out', str(out), *extra]
     r = CliRunner().invoke(edit_cli, args)
     assert r.exit_code == 0, r.output
     return json.loads(next(Path(out).glob('*.json')).read_text()), r.output
@@ -76,7 +77,7 @@ def edit(world, out, *extra, model='rec'):
 
 def test_edit_uses_the_models_recommendation(world, tmp_path):
     rec, out = edit(world, tmp_path / 'rec')
-    assert (rec['omega'], rec['inversion_condition'], rec['guidance_scale'], rec['inversion_guidance_scale']) == \
+    assert (rec['omega'], rec['inversion'], rec['guidance_scale'], rec['inversion_guidance_scale']) == \
            (0.5, 'source', 4.0, 4.0)
     assert rec['edit_defaults_from'] == dict(omega='model', inversion='model', guidance_scale='library',
                                              inversion_guidance_scale='library')
@@ -85,15 +86,15 @@ def test_edit_uses_the_models_recommendation(world, tmp_path):
 
 
 def test_edit_explicit_values_win(world, tmp_path):
-    rec, _ = edit(world, tmp_path / 'given', '--omega', '2', '--inversion', 'zero', '--guidance', '3')
-    assert (rec['omega'], rec['inversion_condition'], rec['guidance_scale']) == (2.0, 'zero', 3.0)
+    rec, _ = edit(world, tmp_path / 'given', '--omega', '2', '--inversion', 'zero', '--guidance-scale', '3')
+    assert (rec['omega'], rec['inversion'], rec['guidance_scale']) == (2.0, 'zero', 3.0)
     assert rec['edit_defaults_from'] == dict(omega='given', inversion='given', guidance_scale='given',
                                              inversion_guidance_scale='library')
 
 
 def test_edit_without_recommendation_uses_library_defaults(world, tmp_path):
     rec, _ = edit(world, tmp_path / 'plain', model='plain')
-    assert (rec['omega'], rec['inversion_condition'], rec['guidance_scale']) == (2.0, 'zero', 4.0)
+    assert (rec['omega'], rec['inversion'], rec['guidance_scale']) == (2.0, 'zero', 4.0)
     assert set(rec['edit_defaults_from'].values()) == {'library'}
     assert rec['nfe'] == 3 + 2 * 3
 
@@ -111,49 +112,49 @@ def test_run_bench_records_resolved_settings(world):
     from dcf_teach.bench import run_bench
     w, cache = world, world['tmp'] / 'bench-cache'
     kw = dict(n=2, oracle=w['scripted'](), batch_size=2, cache=cache, reconstruction=False)
-    r = run_bench(w['data'].root, model=w['rec'], config=FAST, **kw)
+    r = run_bench(w['data'].root, model=w['rec'], edit=FAST, **kw)
     cf = r.figures['config']
-    assert (cf['omega'], cf['condition'], cf['guidance_scale'], cf['inversion_guidance_scale']) == (0.5, 'source', 4.0, 4.0)
-    assert cf['edit_defaults_from'] == dict(omega='model', guidance_scale='library', condition='model',
-                                            inversion_guidance_scale='library', fractions='given', min_confidence='library')
+    assert (cf['omega'], cf['inversion'], cf['guidance_scale'], cf['inversion_guidance_scale']) == (0.5, 'source', 4.0, 4.0)
+    assert cf['edit_defaults_from'] == dict(omega='model', guidance_scale='library', inversion='model',
+                                            inversion_guidance_scale='library', t_skip_fractions='given', min_confidence='library')
     assert all(x.omega == 0.5 for x in r.result.records)
-    assert (r.control.config.omega, r.control.config.condition) == (0.0, 'source')   # the control stays at ω = 0
+    assert (r.control.edit.omega, r.control.edit.inversion) == (0.0, 'source')   # the control stays at ω = 0
     assert all(x.omega == 0.0 for x in r.control.records)
     # the plain model (same weights, so the same model fingerprint) at the library defaults: nothing reused
-    p = run_bench(w['data'].root, model=w['plain'], config=FAST, **kw)
-    assert (p.figures['config']['omega'], p.figures['config']['condition']) == (2.0, 'zero')
+    p = run_bench(w['data'].root, model=w['plain'], edit=FAST, **kw)
+    assert (p.figures['config']['omega'], p.figures['config']['inversion']) == (2.0, 'zero')
     assert set(p.figures['config']['edit_defaults_from'].values()) == {'library', 'given'}   # FAST gives the fractions
     assert p.figures['run']['computed'] == 2 + 2              # its ω = 2 search and its 'zero' control are new
     # the same resolved values given explicitly on the recommending model: the cache entries of the plain run
-    g = run_bench(w['data'].root, model=w['rec'], config=dataclasses.replace(FAST, omega=2, condition='zero'), **kw)
-    assert g.figures['config']['edit_defaults_from'] == dict(omega='given', guidance_scale='library', condition='given',
-                                                             inversion_guidance_scale='library', fractions='given',
+    g = run_bench(w['data'].root, model=w['rec'], edit=dataclasses.replace(FAST, omega=2, inversion='zero'), **kw)
+    assert g.figures['config']['edit_defaults_from'] == dict(omega='given', guidance_scale='library', inversion='given',
+                                                             inversion_guidance_scale='library', t_skip_fractions='given',
                                                              min_confidence='library')
     assert g.figures['run']['computed'] == 0 and g.figures['success_ratio'] == p.figures['success_ratio']
 
 
 def test_bench_cli_explicit_omega_wins(cli, world, tmp_path):
     w = world
-    r = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', w['rec'], '--oracle', w['oracle'], '--steps', 6,
+    r = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', w['rec'], '--oracle', w['oracle'], '--n-steps', 6,
             '--batch-size', 2, '--cache', tmp_path / 'cache', '--no-reconstruction', '--omega', 2, '--json')
     assert r.returncode == 0, r.stderr
     cf = json.loads(r.stdout)['config']
-    assert (cf['omega'], cf['condition']) == (2.0, 'source')
-    assert (cf['edit_defaults_from']['omega'], cf['edit_defaults_from']['condition']) == ('given', 'model')
+    assert (cf['omega'], cf['inversion']) == (2.0, 'source')
+    assert (cf['edit_defaults_from']['omega'], cf['edit_defaults_from']['inversion']) == ('given', 'model')
 
 
 def test_deck_parameters_default_to_the_model(world):
     from dcf_teach import deck
     ps = deck.deck_parameters(Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb')
-    assert {k: ps[k]['default'] for k in ('omega', 'guidance', 'inversion', 'inversion_guidance')} == dict.fromkeys(
-        ('omega', 'guidance', 'inversion', 'inversion_guidance'), 'None')
+    assert {k: ps[k]['default'] for k in ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale')} == dict.fromkeys(
+        ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale'), 'None')
     cfg = deck.resolve_deck_params(dict(dataset='kikibouba', n_images=4, n_study=2, n_examples=2, n_steps=6, curve_images=0,
                                         n_interp=0, seed=0, n_per_class=30, batch_size=2, stop_after=0), tiny=False)
-    assert (cfg.omega, cfg.inversion) == (None, None)
+    assert (cfg.edit.omega, cfg.edit.inversion) == (None, None)
     r = deck.resolve_deck_edit(cfg, load_components(world['rec']))
-    assert (r.omega, r.inversion, r.guidance, r.edit_defaults_from['omega']) == (0.5, 'source', 4.0, 'model')
+    assert (r.edit.omega, r.edit.inversion, r.edit.guidance_scale, r.edit_defaults_from['omega']) == (0.5, 'source', 4.0, 'model')
     r = deck.resolve_deck_edit(cfg, load_components(world['plain']))
-    assert (r.omega, r.inversion, r.guidance) == (2.0, 'zero', 4.0)
+    assert (r.edit.omega, r.edit.inversion, r.edit.guidance_scale) == (2.0, 'zero', 4.0)
 
 
 def test_explorer_starts_at_the_models_recommendation(world):
@@ -161,10 +162,10 @@ def test_explorer_starts_at_the_models_recommendation(world):
     from dcf_teach.explorer import Explorer
     held = world['data'].split('test', resolution=32)
     c, bank = load_components(world['rec']), load_bank(world['bank'])
-    ex = Explorer(c, bank, held, n_steps=6, t_skip=0.5, sync=True)
-    assert (ex.omega, ex.condition, ex.result.params.omega) == (0.5, 'source', 0.5)
-    ex = Explorer(c, bank, held, n_steps=6, t_skip=0.5, omega=2.0, condition='zero', sync=True)
-    assert (ex.omega, ex.condition, ex.edit_defaults_from['omega']) == (2.0, 'zero', 'given')
+    ex = Explorer(c, bank, held, edit=EditSettings(n_steps=6), t_skip=0.5, sync=True)
+    assert (ex.omega, ex.edit.inversion, ex.result.params.omega) == (0.5, 'source', 0.5)
+    ex = Explorer(c, bank, held, edit=EditSettings(omega=2.0, inversion='zero', n_steps=6), t_skip=0.5, sync=True)
+    assert (ex.omega, ex.edit.inversion, ex.edit_defaults_from['omega']) == (2.0, 'zero', 'given')
 
 
 def test_search_settings_come_from_the_model(world, tmp_path, cli):
@@ -175,11 +176,11 @@ def test_search_settings_come_from_the_model(world, tmp_path, cli):
     from dcf_teach.explorer import Explorer
     w = world
     m = with_edit_defaults(w['plain'], tmp_path / 'searches', {'t_skip_fractions': [0.8, 0.5], 'min_confidence': 0.9})
-    r = run_bench(w['data'].root, model=m, config=EvalConfig(n_steps=6), n=2, oracle=w['scripted'](), batch_size=2,
+    r = run_bench(w['data'].root, model=m, edit=EditSettings(n_steps=6), n=2, oracle=w['scripted'](), batch_size=2,
                   cache=tmp_path / 'cache', reconstruction=False, control=False)
     cf = r.figures['config']
-    assert (cf['fractions'], cf['min_confidence']) == ([0.8, 0.5], 0.9)
-    assert (cf['edit_defaults_from']['fractions'], cf['edit_defaults_from']['min_confidence']) == ('model', 'model')
+    assert (cf['t_skip_fractions'], cf['min_confidence']) == ([0.8, 0.5], 0.9)
+    assert (cf['edit_defaults_from']['t_skip_fractions'], cf['edit_defaults_from']['min_confidence']) == ('model', 'model')
     # the scripted oracle answers 0.8 for the other class at once: confident enough for 0.5, not for 0.9, so the
     # search tries both fractions (T_skip 6·0.8 → 5, then 3) and keeps its first flip
     assert all(x.flipped and [k for k, _ in x.tried] == [5, 3] and x.t_skip == 5 for x in r.result.records)
@@ -187,8 +188,8 @@ def test_search_settings_come_from_the_model(world, tmp_path, cli):
     cfg = deck.resolve_deck_params(dict(dataset='kikibouba', n_images=4, n_study=2, n_examples=2, n_steps=6, curve_images=0,
                                         n_interp=0, seed=0, n_per_class=30, batch_size=2, stop_after=0), tiny=False)
     d = deck.resolve_deck_edit(cfg, load_components(m))
-    assert (d.fractions, d.min_confidence, d.edit_defaults_from['t_skip_fractions']) == ((0.8, 0.5), 0.9, 'model')
-    ex = Explorer(load_components(m), load_bank(w['bank']), w['data'].split('test', resolution=32), n_steps=6, t_skip=0.5, sync=True)
-    assert (ex.fractions, ex.min_confidence) == ((0.8, 0.5), 0.9)
-    bad = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', m, '--fractions', '0.5,0.9')
-    assert bad.returncode == 2 and "--fractions '0.5,0.9': need decreasing fractions" in bad.stderr and 'Traceback' not in bad.stderr
+    assert (d.edit.t_skip_fractions, d.edit.min_confidence, d.edit_defaults_from['t_skip_fractions']) == ((0.8, 0.5), 0.9, 'model')
+    ex = Explorer(load_components(m), load_bank(w['bank']), w['data'].split('test', resolution=32), edit=EditSettings(n_steps=6), t_skip=0.5, sync=True)
+    assert (ex.edit.t_skip_fractions, ex.edit.min_confidence) == ((0.8, 0.5), 0.9)
+    bad = cli('bench', '--dataset', w['data'].root, '--n', 2, '--model', m, '--t-skip-fractions', '0.5,0.9')
+    assert bad.returncode == 2 and "--t-skip-fractions '0.5,0.9': need decreasing fractions" in bad.stderr and 'Traceback' not in bad.stderr

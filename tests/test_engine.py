@@ -9,6 +9,7 @@ import torch
 
 from dcf_teach.core import UserError
 from dcf_teach.core import test_close_f32
+from dcf_teach.settings import EditSettings
 
 N = 10  # inference steps for the in-process tests (the doctor uses N = 100)
 
@@ -49,15 +50,16 @@ def test_doctor_text_and_failure_exit(monkeypatch):
     """Human-readable output, and exit status 1 when a check fails (checks faked: the JSON test runs the real ones)."""
     from click.testing import CliRunner
     import dcf_teach.doctor as doc
+    import dcf_teach.evaluation_cli as ev
     vals = dict(reconstruction_max_abs_error=2e-5, reconstruction_zeroed_last_error=0.17, scheduler_step_max_abs_diff=2e-7,
                 pipeline_max_abs_diff=0.0, batch_order_max_abs_diff=0.0)
     fake = lambda failed: lambda seed=0: dict(vals, thresholds=doc.THRESHOLDS, failed=failed, passed=not failed, seconds=1.0)
-    monkeypatch.setattr(doc, "run_checks", fake([]))
-    r = CliRunner().invoke(doc.doctor_cli, [])
+    monkeypatch.setattr(ev, "run_checks", fake([]))
+    r = CliRunner().invoke(ev.doctor_cli, [])
     assert r.exit_code == 0 and "reconstruction_max_abs_error: 2.00e-05 ok" in r.stdout and "passed" in r.stdout
     assert "torch" in r.stdout and "diffusers" in r.stdout
-    monkeypatch.setattr(doc, "run_checks", fake(["pipeline_max_abs_diff"]))
-    r = CliRunner().invoke(doc.doctor_cli, ["--json"])
+    monkeypatch.setattr(ev, "run_checks", fake(["pipeline_max_abs_diff"]))
+    r = CliRunner().invoke(ev.doctor_cli, ["--json"])
     assert r.exit_code == 1 and json.loads(r.stdout)["failed"] == ["pipeline_max_abs_diff"]
 
 
@@ -162,7 +164,7 @@ def test_search_stops_at_first_flip_and_counts_nfe(cp, condition, mult):
     from dcf_teach.search import minimal_edit_search
     d = torch.randn(cp.embed_dim, generator=torch.Generator().manual_seed(1)) * 0.1
     o = scripted(0.7, 0.6, 0.55, 0.51, 0.3, 0.1, 0.1)   # original 0.7; flips at the 4th try (f = 0.6)
-    r, = minimal_edit_search(cp, images(1, 5), d, o, n_steps=N, condition=condition)
+    r, = minimal_edit_search(cp, images(1, 5), d, o, EditSettings(n_steps=N, inversion=condition))
     assert o.calls == [1, 1, 1, 1, 1]                    # the original + 4 tries, nothing after the flip
     assert (r.flipped, r.t_skip, r.fraction) == (True, 6, 0.6)
     assert [k for k, _ in r.tried] == [9, 8, 7, 6]
@@ -178,7 +180,7 @@ def test_search_batched_drops_flipped_images(cp):
     calls = []
     def oracle(x):
         calls.append(len(x)); return next(seq)
-    r0, r1 = minimal_edit_search(cp, images(2, 6), d, oracle, n_steps=N)
+    r0, r1 = minimal_edit_search(cp, images(2, 6), d, oracle, EditSettings(n_steps=N))
     assert calls == [2, 2, 1]
     assert (r0.t_skip, r1.t_skip) == (8, 9)
     assert (r0.nfe, r1.nfe) == (2 + 2 * (1 + 2), 1 + 2 * 1)
@@ -285,18 +287,18 @@ def test_bank_and_edit_cli_end_to_end(cli, toy):
     img = data / "dark" / "dark6.png"
     out = root / "out"
     r = cli("edit", img, "--model", model, "--bank", root / "bank", "--target", "light", "--omega", "1.5",
-            "--t-skip", "0.6", "--steps", "10", "--out", out)
+            "--t-skip", "0.6", "--n-steps", "10", "--out", out)
     assert r.returncode == 0, r.stderr
     rec = json.loads((out / "dark6_to_light.json").read_text())
     assert (rec["source_class"], rec["target_class"], rec["omega"], rec["t_skip"], rec["n_steps"]) == ("dark", "light", 1.5, 6, 10)
-    assert rec["inversion_condition"] == "zero" and rec["zero_last_noise"] is True
+    assert rec["inversion"] == "zero" and rec["zero_last_noise"] is True
     assert rec["nfe"] == 4 + 2 * 4
     from PIL import Image
     assert Image.open(out / rec["output"]).size == (32, 32)
 
     # integer --t-skip means steps; a 'source' inversion costs 2 per step
     r = cli("edit", img, "--model", model, "--bank", root / "bank", "--target", "light", "--t-skip", "7",
-            "--steps", "10", "--inversion", "source", "--keep-last-noise", "--out", out)
+            "--n-steps", "10", "--inversion", "source", "--keep-last-noise", "--out", out)
     rec = json.loads((out / "dark6_to_light.json").read_text())
     assert r.returncode == 0 and rec["t_skip"] == 7 and rec["nfe"] == 2 * 3 + 2 * 3 and rec["zero_last_noise"] is False
 

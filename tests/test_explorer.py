@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 import dcf_teach.explorer as E
+from dcf_teach.study_cli import bench_explorer_cmd
 from dcf_teach.explorer import Explorer, Params, kikibouba_demo_data
+from dcf_teach.settings import EditSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 10   # inference steps: fast, and every T_skip fraction of the sliders is a whole step
@@ -29,7 +31,7 @@ def brightness(x): return x.mean((1, 2, 3))   # a toy oracle: P(kiki) = mean bri
 
 def make(setup, **kw):
     c, bank, held = setup
-    kw = dict(oracle=brightness, n_steps=N, omega=2.0, t_skip=0.7, sync=True) | kw
+    kw = dict(oracle=brightness, edit=EditSettings(omega=2.0, n_steps=N), t_skip=0.7, sync=True) | kw
     return Explorer(c, bank, held, **kw)
 
 
@@ -110,7 +112,7 @@ def test_changes_during_a_slow_regeneration_are_coalesced(setup):
 def test_bank_of_another_encoder_is_a_message(setup):
     from dcf_teach.models import dummy_components
     _, bank, held = setup
-    ex = Explorer(dummy_components(seed=1, latent=True), bank, held, n_steps=N, sync=True)
+    ex = Explorer(dummy_components(seed=1, latent=True), bank, held, edit=EditSettings(n_steps=N), sync=True)
     assert ex.result is None and ex.error.startswith('the bank was built with encoder clip-')
     assert 'rebuild it with `dcf-teach bank DATA' in ex.error and 'Traceback' not in ex._w_status.value
     assert ex._w_status.value.count('Error: the bank was built') == 1 and ex._w_omega.disabled
@@ -127,7 +129,7 @@ def test_errors_while_computing_are_messages(setup):
         def __getitem__(self, i):
             if i == 1: raise OSError('disk on fire')
             return held[i]
-    ex = Explorer(c, bank, Broken(), n_steps=N, sync=True)
+    ex = Explorer(c, bank, Broken(), edit=EditSettings(n_steps=N), sync=True)
     assert ex.result is not None and ex.error is None
     ex.index = 1
     assert ex.error == 'OSError: disk on fire' and 'Error: OSError: disk on fire' in ex._w_status.value
@@ -160,7 +162,7 @@ def test_save_writes_png_gif_json(setup, tmp_path):
     assert (rec['source_class'], rec['target_class'], rec['image_id']) == ('bouba', 'kiki', 'bouba_00008')
     assert rec['p_counterfactual'] == pytest.approx(r.p_counterfactual) and rec['lpips'] is None
     assert rec['image_hash'] == r.image_hash and rec['encoder_id'] == ex.c.encoder_id
-    assert rec['files'] == dict(png=f'{stem}.png', gif=f'{stem}_flip.gif') and rec['inversion_condition'] == 'zero'
+    assert rec['files'] == dict(png=f'{stem}.png', gif=f'{stem}_flip.gif') and rec['inversion'] == 'zero'
     png = Image.open(tmp_path / 'out' / f'{stem}.png')
     assert png.size == (32, 32)
     assert torch.allclose(torch.tensor(list(png.convert('RGB').getdata())).float().T.reshape(3, 32, 32) / 255,
@@ -173,7 +175,7 @@ def test_save_writes_png_gif_json(setup, tmp_path):
 def test_save_before_any_result_is_a_message(setup, tmp_path):
     from dcf_teach.models import dummy_components
     _, bank, held = setup
-    ex = Explorer(dummy_components(seed=1, latent=True), bank, held, n_steps=N, sync=True, save_dir=tmp_path)
+    ex = Explorer(dummy_components(seed=1, latent=True), bank, held, edit=EditSettings(n_steps=N), sync=True, save_dir=tmp_path)
     ex._on_save()
     assert ex.error == 'nothing to save yet: no counterfactual has been computed' and list(tmp_path.iterdir()) == []
 
@@ -205,14 +207,14 @@ def test_displays_as_its_widget(setup):
 
 def test_bench_explorer_cmd_json():
     from click.testing import CliRunner
-    r = CliRunner().invoke(E.bench_explorer_cmd, ['--json', '--steps', '10', '--updates', '4', '--threads', '0'])
+    r = CliRunner().invoke(bench_explorer_cmd, ['--json', '--n-steps', '10', '--updates', '4', '--threads', '0'])
     assert r.exit_code == 0, r.output
     j = json.loads(r.stdout)
     assert j['cache_hit_rate'] == 1.0 and j['updates'] == 4 and len(j['update_seconds']) == 4
     assert j['t_skip_fraction'] == 0.5 and j['nfe_per_update'] == 2 * 5
     assert 0 < j['median_update_seconds'] < 30 and j['first_update_seconds'] > 0
     assert isinstance(j['embedded_default'], bool) and j['model_id']
-    r = CliRunner().invoke(E.bench_explorer_cmd, ['--steps', '10', '--updates', '2', '--threads', '0'])
+    r = CliRunner().invoke(bench_explorer_cmd, ['--n-steps', '10', '--updates', '2', '--threads', '0'])
     assert r.exit_code == 0 and 'median update' in r.stdout and 'cache hit rate 1.00' in r.stdout
 
 

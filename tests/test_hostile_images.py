@@ -26,7 +26,7 @@ def test_reader_rules(files):
             assert open_image(p).mode == 'RGB' and image_problem(p) is None, name
         else:
             with pytest.raises(BadImage) as e: open_image(p)
-            msg = e.value.format_message()
+            msg = str(e.value)
             assert name in msg and '\n' not in msg, msg
             assert image_problem(p) == msg
     # EXIF orientation 6 is applied as PIL.ImageOps.exif_transpose (and a viewer) does: 50×30 stored, 30×50 shown

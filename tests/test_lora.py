@@ -164,13 +164,15 @@ def test_train_lora_cli(tmp_path):
 def test_explorer_takes_the_adapter(run):
     "`dcf-teach bench explorer --adapter`: the explorer runs the adapted UNet; a bad adapter is one line."
     import dcf_teach.explorer as E
+    from dcf_teach.study_cli import bench_explorer_cmd
     d, c, _, _ = run
     base = E.demo_setup(str(d/'m0'), n_per_class=10, n_steps=10, oracle=None, use_lpips=False)
     tuned = E.demo_setup(str(d/'m0'), n_per_class=10, n_steps=10, oracle=None, use_lpips=False, adapter=str(d/'ad'/'last'))
     assert tuned.components.adapter == str(d/'ad'/'last') and base.components.adapter is None
-    kw = dict(t_skip=0.5, omega=2.0, sync=True)
+    from dcf_teach.settings import EditSettings
+    kw = dict(t_skip=0.5, edit=EditSettings(omega=2.0), sync=True)
     rb, rt = base.explorer(**kw).result, tuned.explorer(**kw).result
     assert (rb.counterfactual - rt.counterfactual).abs().max() > 1e-4   # the adapter changes the regeneration
-    res = CliRunner().invoke(E.bench_explorer_cmd, ['--model', str(d/'m0'), '--adapter', str(d/'nope'), '--steps', '4',
+    res = CliRunner().invoke(bench_explorer_cmd, ['--model', str(d/'m0'), '--adapter', str(d/'nope'), '--n-steps', '4',
                                                     '--updates', '1', '--threads', '0', '--json'])
     _one_line_error(res, 'no such folder')

@@ -113,7 +113,7 @@ def jobs(kb: str) -> dict[str, Job]:
     "The five commands, each at a size that runs in about 20-60 s on 2 cores."
     deck = ['deck', '--dataset', 'kikibouba', '--out', 'deck', '--no-log-output', '-p', 'n_images', '8', '-p', 'n_study', '2',
             '-p', 'n_examples', '2', '-p', 'curve_images', '2', '-p', 'n_per_class', '200', '-p', 'n_steps', '20']
-    bench = ['bench', '--dataset', 'kikibouba', '--n', '8', '--steps', '20', '--batch-size', '2', '--out', 'bench/report.json',
+    bench = ['bench', '--dataset', 'kikibouba', '--n', '8', '--n-steps', '20', '--batch-size', '2', '--out', 'bench/report.json',
              '--records', 'bench/records.jsonl', '--no-control']
     dec = ['train', 'decoder', '--data', kb, '--out', 'model', '--steps', '40', '--encoder-steps', '30',
            '--checkpoint-minutes', '0.05', '--threads', '1']
