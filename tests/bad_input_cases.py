@@ -42,12 +42,17 @@ def make_fixtures(work: Path) -> Path:
     os.symlink(work / 'does-not-exist', work / 'broken')          # a dangling symlink
     # a direction bank over classes a,b (no model needed to read it)
     import torch
-    from dcf_teach.bank import build_bank, save_bank
+    from dcf_teach.engine.bank import build_bank, save_bank
     save_bank(build_bank(torch.randn(4, 8), [0, 0, 1, 1], ['a', 'b'], 'test-encoder'), work / 'bank')
     # a deck folder the site builder accepts
     d = work / 'decks' / 'x'; d.mkdir(parents=True)
     (d / 'deck.ipynb').write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     (d / 'metrics.json').write_text('{"dataset": "x", "classes": ["a", "b"]}')
+    # the exported results of two quiz participants
+    from dcf_teach.study.quiz import Trial, write_trials
+    for who, group in (('u0', 'unpaired'), ('o0', 'ours')):
+        write_trials([Trial(who, group, f'q{k}.png', 'ab'[k % 2], 'ab'[k % 2], True, 900.0, 1000.0 * (k + 1), k, '1', 'deck1', 'flip')
+                      for k in range(4)], work / 'quiz' / f'{who}.csv')
     return work
 
 # ---------------------------------------------------------------------------------------------------- the table
@@ -334,6 +339,16 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('site-out-not-site', ['site', '--decks', 'decks', '--out', 'ds'], 'ds')
     add('site-out-under-file', ['site', '--decks', 'decks', '--out', 'notes.txt/s'], 'notes.txt')
     add('site-extra-arg', ['site', 'extra'], 'extra')
+    # quiz analyse
+    p = ['quiz', 'analyse']
+    add('quiz-analyse-no-files', [*p, '--out', 'qout'], 'FILES')
+    add('quiz-analyse-missing', [*p, 'nowhere.csv', '--out', 'qout'], 'nowhere.csv')
+    add('quiz-analyse-not-quiz', [*p, 'notes.txt', '--out', 'qout'], 'notes.txt')
+    add('quiz-analyse-empty-folder', [*p, 'empty', '--out', 'qout'], 'empty')
+    add('quiz-analyse-bad-csv', [*p, 'bad.csv', '--out', 'qout'], 'bad.csv')
+    add('quiz-analyse-no-out', [*p, 'quiz'], '--out')
+    add('quiz-analyse-out-file', [*p, 'quiz', '--out', 'notes.txt'], 'notes.txt')
+    add('quiz-analyse-control-unknown', [*p, 'quiz', '--control', 'nogroup', '--out', 'qout'], 'nogroup')
     ids = [c[0] for c in C]
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
     assert not TRIMMED - set(ids), TRIMMED - set(ids)

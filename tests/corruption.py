@@ -79,22 +79,22 @@ def _refused(load, f: Path) -> bool:
 
 def model_case(tmp: Path, part: str = 'unet/diffusion_pytorch_model.safetensors', damage=flip_middle) -> bool:
     "A copy of the shipped kikibouba model with a damaged weight file is refused, naming the file."
-    from dcf_teach.models import ASSETS_MODELS, load_components
+    from dcf_teach.engine.models import ASSETS_MODELS, load_components
     d = Path(tmp)/'kikibouba'; shutil.copytree(ASSETS_MODELS/'kikibouba', d)
     damage(d/part)
     return _refused(lambda: load_components(d), d/part)
 
 def oracle_case(tmp: Path, member: str = 'resnet18.safetensors', damage=flip_middle) -> bool:
     "A copy of the shipped bouba-kiki oracle with a damaged member is refused, naming the file."
-    from dcf_teach.oracle import _shipped_root, load_oracle
+    from dcf_teach.judge.oracle import _shipped_root, load_oracle
     d = Path(tmp)/'bouba-kiki'; shutil.copytree(_shipped_root()/'bouba-kiki', d)
     damage(d/member)
     return _refused(lambda: load_oracle(d), d/member)
 
 def make_adapter(folder: Path):
     "A small LoRA adapter folder on the dummy pixel components (and the components it belongs to)."
-    from dcf_teach.adapters import add_lora, base_fingerprint, save_adapter
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.adapters import add_lora, base_fingerprint, save_adapter
+    from dcf_teach.engine.models import dummy_components
     c = dummy_components(latent=False)
     pm = add_lora(c)
     with torch.no_grad():
@@ -105,8 +105,8 @@ def make_adapter(folder: Path):
 
 def adapter_case(tmp: Path, damage=flip_middle) -> bool:
     "An adapter folder with damaged weights is refused, naming the file."
-    from dcf_teach.adapters import load_adapter
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.adapters import load_adapter
+    from dcf_teach.engine.models import dummy_components
     d = make_adapter(Path(tmp)/'adapter'); f = d/'adapter_model.safetensors'
     damage(f)
     return _refused(lambda: load_adapter(dummy_components(latent=False), d), f)
@@ -119,8 +119,8 @@ def _images(n=6, seed=0):
 def embedding_case(tmp: Path, how: str, c=None) -> bool:
     "A damaged embedding-cache shard: one warning, the same embeddings, a valid shard again."
     from dcf_teach.core import read_tensors
-    from dcf_teach.embeddings import EmbeddingCache, embed_images
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.embeddings import EmbeddingCache, embed_images
+    from dcf_teach.engine.models import dummy_components
     c = c or dummy_components(latent=False); xs = _images()
     ref, _ = embed_images(c, xs, progress=False)
     d = Path(tmp)/f'emb-{how}'
@@ -136,8 +136,8 @@ RECORD_DAMAGE = ('flip', 'truncate', 'header', 'json_half', 'json_orphan', 'json
 
 def record_case(tmp: Path, how: str) -> bool:
     "A damaged record-cache entry (image or JSON), read through `deck.cached`: one warning, recomputed, healed."
-    from dcf_teach.deck import cached
-    from dcf_teach.evaluate import RecordCache, record_key
+    from dcf_teach.study.deck import cached
+    from dcf_teach.evaluation.evaluate import RecordCache, record_key
     calls = []
     def compute():
         calls.append(1)
@@ -161,9 +161,9 @@ BANK_DAMAGE = ('flip', 'truncate', 'header', 'json_half', 'json_orphan')
 
 def bank_case(tmp: Path, how: str, c=None, data=None) -> bool:
     "A damaged cached direction bank: one warning, the same bank rebuilt, a valid bank again."
-    from dcf_teach.bank import load_bank
-    from dcf_teach.evaluate import dataset_bank, resolve_dataset
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.bank import load_bank
+    from dcf_teach.evaluation.evaluate import dataset_bank, resolve_dataset
+    from dcf_teach.engine.models import dummy_components
     c = c or dummy_components(latent=False)
     data = data or resolve_dataset('kikibouba', cache=Path(tmp)/'data', n_per_class=8)
     cache = Path(tmp)/f'bank-{how}'
@@ -181,7 +181,7 @@ def bank_case(tmp: Path, how: str, c=None, data=None) -> bool:
 def lpips_case(tmp: Path, how: str) -> bool:
     "A damaged converted LPIPS cache file: one warning, the same weights converted again, a valid file again."
     from dcf_teach.core import read_tensors
-    from dcf_teach.lpips import load_lpips_weights
+    from dcf_teach.judge.lpips import load_lpips_weights
     ref = load_lpips_weights(cache=False)
     d = Path(tmp)/f'lpips-{how}'
     with env(DCF_TEACH_CACHE=d):
@@ -195,8 +195,8 @@ def lpips_case(tmp: Path, how: str) -> bool:
 
 def cases(tmp: Path):
     "(name, thunk) for every corruption case; each thunk returns True when the damage was detected."
-    from dcf_teach.evaluate import resolve_dataset
-    from dcf_teach.models import dummy_components
+    from dcf_teach.evaluation.evaluate import resolve_dataset
+    from dcf_teach.engine.models import dummy_components
     tmp = Path(tmp)
     sub = lambda name: (tmp/name).mkdir(parents=True, exist_ok=True) or tmp/name
     c = dummy_components(latent=False)

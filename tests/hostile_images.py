@@ -103,7 +103,7 @@ def run(*args, timeout=TIMEOUT) -> tuple[int | None, str, float]:
 def make_dataset(root: str | Path, n_per_class: int = 24) -> tuple[Path, list[tuple[str, Path]]]:
     "An ImageFolder bouba/kiki of good kiki/bouba images plus every hostile file in kiki/."
     import json
-    from dcf_teach.kikibouba import make_kikibouba
+    from dcf_teach.data.kikibouba import make_kikibouba
     root = Path(root)
     make_kikibouba(root, n_per_class=n_per_class, size=32, seed=0, progress=False)
     meta = json.loads((root / 'dataset.json').read_text())   # keep its splits (test images in both classes), but as a

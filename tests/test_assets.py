@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcf_teach.deck import DEMO_DECKS, demo_available
-from dcf_teach.evaluate import NAMED_DATASETS
-from dcf_teach.models import ASSETS_MODELS, load_components, shipped_models
-from dcf_teach.settings import LIBRARY_EDIT_DEFAULTS, check_edit_defaults
-from dcf_teach.oracle import shipped_oracles
+from dcf_teach.study.deck import DEMO_DECKS, demo_available
+from dcf_teach.evaluation.evaluate import NAMED_DATASETS
+from dcf_teach.engine.models import ASSETS_MODELS, load_components, shipped_models
+from dcf_teach.engine.settings import LIBRARY_EDIT_DEFAULTS, check_edit_defaults
+from dcf_teach.judge.oracle import shipped_oracles
 
 SHIPPED = sorted(spec['model'] for spec in NAMED_DATASETS.values())
 
@@ -41,5 +41,5 @@ def test_shipped_model_loads_with_its_card_and_settings(name):
     with torch.no_grad():    # the UNet runs on its own embedding space
         x = torch.zeros(1, c.latent_channels, 32, 32)
         e = torch.zeros(1, c.embed_dim)
-        from dcf_teach.models import unet_eps
+        from dcf_teach.engine.models import unet_eps
         assert torch.isfinite(unet_eps(c, x, 500, e)).all()

@@ -15,7 +15,7 @@ def _runner(argv, cwd, env, timeout):
 
 def _commands():
     "(path, click command) of every leaf command of `dcf-teach`, lazy groups included."
-    from dcf_teach.cli import cli
+    from dcf_teach.cli.main import cli
     out = []
     def walk(cmd, path):
         if isinstance(cmd, click.Group):

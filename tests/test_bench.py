@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dcf_teach.settings import EditSettings
-from dcf_teach.evaluate import (EvalResult, IDENTITY_FACTORS, evaluate, held_out_images, dataset_bank,
+from dcf_teach.engine.settings import EditSettings
+from dcf_teach.evaluation.evaluate import (EvalResult, IDENTITY_FACTORS, evaluate, held_out_images, dataset_bank,
                                 identity_change, measure_ground_truth, resolve_dataset)
-from dcf_teach.models import dummy_components, save_components
+from dcf_teach.engine.models import dummy_components, save_components
 from dcf_teach.core import test_close_f32
 
 FAST = EditSettings(n_steps=10, t_skip_fractions=(0.9, 0.7, 0.5, 0.3))
@@ -141,7 +141,7 @@ def test_identity_metrics_known_edits(world):
 @pytest.fixture(scope='module')
 def cli_world(world):
     "A saved dummy model and an untrained (but real-format) oracle for the command line."
-    from dcf_teach.oracle import MEMBERS, Oracle, build_member, save_oracle
+    from dcf_teach.judge.oracle import MEMBERS, Oracle, build_member, save_oracle
     tmp = world['tmp']
     model = save_components(world['c'], tmp / 'model')
     members = {m: build_member(m, resolution=32, width=0.5, seed=i) for i, m in enumerate(MEMBERS)}

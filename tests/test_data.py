@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcf_teach.data import check_dataset, load_dataset, SPLITS
-from dcf_teach.fashion_mnist import FASHION_MNIST_DIR, _idx_bytes
+from dcf_teach.data.folder import check_dataset, load_dataset, SPLITS
+from dcf_teach.data.fashion_mnist import FASHION_MNIST_DIR, _idx_bytes
 
 
 def _folder(root: Path, n=6, classes=('cats', 'dogs')) -> Path:
@@ -260,7 +260,7 @@ def test_generator_bad_options(cli, tmp_path):
 # ---------------------------------------------------------------------------------------------------- measurements
 
 def test_kikibouba_measurements_recover_the_truth():
-    from dcf_teach.kikibouba import kikibouba_measurement_report
+    from dcf_teach.data.kikibouba import kikibouba_measurement_report
     rep = kikibouba_measurement_report(n_per_class=300, seed=2024)
     print("kikibouba measurement report:", rep)
     assert rep['rule_accuracy'] >= 0.99, rep
@@ -271,7 +271,7 @@ def test_kikibouba_measurements_recover_the_truth():
 
 
 def test_kikibouba_measurement_on_written_files(tmp_path):
-    from dcf_teach.kikibouba import make_kikibouba, measure_kikibouba, classify_kikibouba
+    from dcf_teach.data.kikibouba import make_kikibouba, measure_kikibouba, classify_kikibouba
     ds = load_dataset(make_kikibouba(tmp_path/'kb', n_per_class=20, seed=99, progress=False))
     for i in range(len(ds)):
         m, p = measure_kikibouba(np.asarray(ds.load_pil(i))), ds.info(i)['params']
@@ -280,7 +280,7 @@ def test_kikibouba_measurement_on_written_files(tmp_path):
 
 
 def test_accretion_measurements_recover_the_truth():
-    from dcf_teach.accretion import accretion_measurement_report
+    from dcf_teach.data.accretion import accretion_measurement_report
     rep = accretion_measurement_report(n_per_class=250, seed=2024)
     print("accretion measurement report:", rep)
     assert 0.85 <= rep['rule_accuracy'] <= 0.95, rep           # subtle on purpose

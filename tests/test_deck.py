@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from dcf_teach import deck
+from dcf_teach.study import deck
 from dcf_teach.core import UserError
-from dcf_teach.site import find_decks
+from dcf_teach.study.site import find_decks
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / 'nbs' / 'make_deck.ipynb'

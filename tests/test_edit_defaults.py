@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from dcf_teach.bank import save_bank
-from dcf_teach.evaluate import dataset_bank, held_out_images, resolve_dataset
-from dcf_teach.models import load_components
-from dcf_teach.settings import LIBRARY_EDIT_DEFAULTS, EditSettings
+from dcf_teach.engine.bank import save_bank
+from dcf_teach.evaluation.evaluate import dataset_bank, held_out_images, resolve_dataset
+from dcf_teach.engine.models import load_components
+from dcf_teach.engine.settings import LIBRARY_EDIT_DEFAULTS, EditSettings
 
 RECOMMENDS = {'omega': 0.5, 'inversion': 'source'}
 FAST = EditSettings(n_steps=6, t_skip_fractions=(0.9, 0.5))
@@ -41,7 +41,7 @@ def with_edit_defaults(src: Path, dst: Path, edit_defaults) -> Path:
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     "Tiny kiki/bouba data, a dummy model folder without and one with edit_defaults, a tiny oracle, a bank file."
-    from dcf_teach.deck import dummy_deck_assets
+    from dcf_teach.study.deck import dummy_deck_assets
     tmp = tmp_path_factory.mktemp('edit-defaults')
     data = resolve_dataset('kikibouba', cache=tmp, n_per_class=40)
     plain, oracle = dummy_deck_assets(tmp / 'assets')
@@ -67,7 +67,7 @@ def test_load_components_reads_edit_defaults(world, tmp_path):
 
 def edit(world, out, *extra, model='rec'):
     "Run `dcf-teach edit` in-process on the world's first test image; returns the JSON record."
-    from dcf_teach.engine_cli import edit_cli
+    from dcf_teach.cli.engine import edit_cli
     args = [str(world['image']), '--model', str(world[model]), '--bank', str(world['bank']), '--target', 'kiki',
             '--t-skip', '0.5', '--n-steps', '6', '--device', 'cpu', '--out', str(out), *extra]
     r = CliRunner().invoke(edit_cli, args)
@@ -100,7 +100,7 @@ def test_edit_without_recommendation_uses_library_defaults(world, tmp_path):
 
 
 def test_edit_bad_edit_defaults_is_one_line_error(world, tmp_path):
-    from dcf_teach.engine_cli import edit_cli
+    from dcf_teach.cli.engine import edit_cli
     bad = with_edit_defaults(world['plain'], tmp_path / 'bad', {'inversion': 'prior', 'omega': 1})
     r = CliRunner().invoke(edit_cli, [str(world['image']), '--model', str(bad), '--bank', str(world['bank']),
                                       '--target', 'kiki', '--out', str(tmp_path / 'o')])
@@ -109,7 +109,7 @@ def test_edit_bad_edit_defaults_is_one_line_error(world, tmp_path):
 
 
 def test_run_bench_records_resolved_settings(world):
-    from dcf_teach.bench import run_bench
+    from dcf_teach.evaluation.bench import run_bench
     w, cache = world, world['tmp'] / 'bench-cache'
     kw = dict(n=2, oracle=w['scripted'](), batch_size=2, cache=cache, reconstruction=False)
     r = run_bench(w['data'].root, model=w['rec'], edit=FAST, **kw)
@@ -144,7 +144,7 @@ def test_bench_cli_explicit_omega_wins(cli, world, tmp_path):
 
 
 def test_deck_parameters_default_to_the_model(world):
-    from dcf_teach import deck
+    from dcf_teach.study import deck
     ps = deck.deck_parameters(Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb')
     assert {k: ps[k]['default'] for k in ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale')} == dict.fromkeys(
         ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale'), 'None')
@@ -158,8 +158,8 @@ def test_deck_parameters_default_to_the_model(world):
 
 
 def test_explorer_starts_at_the_models_recommendation(world):
-    from dcf_teach.bank import load_bank
-    from dcf_teach.explorer import Explorer
+    from dcf_teach.engine.bank import load_bank
+    from dcf_teach.study.explorer import Explorer
     held = world['data'].split('test', resolution=32)
     c, bank = load_components(world['rec']), load_bank(world['bank'])
     ex = Explorer(c, bank, held, edit=EditSettings(n_steps=6), t_skip=0.5, sync=True)
@@ -170,10 +170,10 @@ def test_explorer_starts_at_the_models_recommendation(world):
 
 def test_search_settings_come_from_the_model(world, tmp_path, cli):
     "A model may recommend the minimal-edit search's T_skip fractions and oracle confidence; bench, deck, explorer use them."
-    from dcf_teach import deck
-    from dcf_teach.bank import load_bank
-    from dcf_teach.bench import run_bench
-    from dcf_teach.explorer import Explorer
+    from dcf_teach.study import deck
+    from dcf_teach.engine.bank import load_bank
+    from dcf_teach.evaluation.bench import run_bench
+    from dcf_teach.study.explorer import Explorer
     w = world
     m = with_edit_defaults(w['plain'], tmp_path / 'searches', {'t_skip_fractions': [0.8, 0.5], 'min_confidence': 0.9})
     r = run_bench(w['data'].root, model=m, edit=EditSettings(n_steps=6), n=2, oracle=w['scripted'](), batch_size=2,

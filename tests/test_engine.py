@@ -9,20 +9,20 @@ import torch
 
 from dcf_teach.core import UserError
 from dcf_teach.core import test_close_f32
-from dcf_teach.settings import EditSettings
+from dcf_teach.engine.settings import EditSettings
 
 N = 10  # inference steps for the in-process tests (the doctor uses N = 100)
 
 
 @pytest.fixture(scope="module")
 def cp():
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.models import dummy_components
     return dummy_components(latent=False)
 
 
 @pytest.fixture(scope="module")
 def cl():
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.models import dummy_components
     return dummy_components(latent=True)
 
 
@@ -49,8 +49,8 @@ def test_doctor_json_thresholds(cli):
 def test_doctor_text_and_failure_exit(monkeypatch):
     """Human-readable output, and exit status 1 when a check fails (checks faked: the JSON test runs the real ones)."""
     from click.testing import CliRunner
-    import dcf_teach.doctor as doc
-    import dcf_teach.evaluation_cli as ev
+    import dcf_teach.evaluation.doctor as doc
+    import dcf_teach.cli.evaluation as ev
     vals = dict(reconstruction_max_abs_error=2e-5, reconstruction_zeroed_last_error=0.17, scheduler_step_max_abs_diff=2e-7,
                 pipeline_max_abs_diff=0.0, batch_order_max_abs_diff=0.0)
     fake = lambda failed: lambda seed=0: dict(vals, thresholds=doc.THRESHOLDS, failed=failed, passed=not failed, seconds=1.0)
@@ -67,8 +67,8 @@ def test_doctor_text_and_failure_exit(monkeypatch):
 
 @pytest.mark.parametrize("latent", [False, True])
 def test_t_skip_n_returns_input(cp, cl, latent):
-    from dcf_teach.models import decode_latents, encode_images
-    from dcf_teach.inversion import invert, regenerate
+    from dcf_teach.engine.models import decode_latents, encode_images
+    from dcf_teach.engine.inversion import invert, regenerate
     c = cl if latent else cp
     x = images(2)
     inv = invert(c, x, N, min_t_skip=N)
@@ -81,8 +81,8 @@ def test_t_skip_n_returns_input(cp, cl, latent):
 
 @pytest.mark.parametrize("condition,g_inv", [("source", 4.0), ("zero", None)])
 def test_omega_zero_matched_conditioning_reconstructs(cp, condition, g_inv):
-    from dcf_teach.counterfactual import sweep
-    from dcf_teach.inversion import invert
+    from dcf_teach.engine.counterfactual import sweep
+    from dcf_teach.engine.inversion import invert
     x = images(3, 1)
     inv = invert(cp, x, N, condition=condition, guidance_scale=g_inv or 4.0, zero_last_noise=False)
     d = torch.randn(cp.embed_dim, generator=torch.Generator().manual_seed(0)) * 0.3
@@ -90,8 +90,8 @@ def test_omega_zero_matched_conditioning_reconstructs(cp, condition, g_inv):
         sw = sweep(cp, inv, d, omegas=[0.0], t_skips=[0, 4, 0.8], guidance_scale=4.0)
         test_close_f32(sw.images, x[[p.image for p in sw.params]])
     else:                       # 'zero' inversion is matched by the zero embedding without CFG
-        from dcf_teach.inversion import regenerate
-        from dcf_teach.models import encode_images
+        from dcf_teach.engine.inversion import regenerate
+        from dcf_teach.engine.models import encode_images
         for k in (0, 4, 8):
             rec, _ = regenerate(cp, inv, inv.cond, k, guidance_scale=1.0)
             test_close_f32(rec, encode_images(cp, x))
@@ -100,8 +100,8 @@ def test_omega_zero_matched_conditioning_reconstructs(cp, condition, g_inv):
 def test_pixel_unet_with_out_equal_in_channels(cp):
     """Shipped models may output only ε (out_channels = in_channels = 3)."""
     from diffusers import UNet2DConditionModel
-    from dcf_teach.inversion import invert, regenerate
-    from dcf_teach.models import encode_images
+    from dcf_teach.engine.inversion import invert, regenerate
+    from dcf_teach.engine.models import encode_images
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config({**cp.unet.config, "out_channels": 3}).eval()
     c = dataclasses.replace(cp, unet=unet)
@@ -112,7 +112,7 @@ def test_pixel_unet_with_out_equal_in_channels(cp):
 
 
 def test_lazy_inversion_counts_and_extends(cp):
-    from dcf_teach.inversion import extend_inversion, invert
+    from dcf_teach.engine.inversion import extend_inversion, invert
     x = images(2, 4)
     lazy = invert(cp, x, N, condition="source", min_t_skip=0.8)
     assert (lazy.min_t_skip, lazy.nfe) == (8, 2 * 2 * 2)
@@ -124,8 +124,8 @@ def test_lazy_inversion_counts_and_extends(cp):
 # --- the edit formula --------------------------------------------------------------------------------------
 
 def test_edit_formula():
-    from dcf_teach.bank import build_bank
-    from dcf_teach.counterfactual import edit_embedding
+    from dcf_teach.engine.bank import build_bank
+    from dcf_teach.engine.counterfactual import edit_embedding
     g = torch.Generator().manual_seed(0)
     e = torch.cat([torch.randn(20, 8, generator=g) + 2, torch.randn(20, 8, generator=g) - 2])
     bank = build_bank(e, [0] * 20 + [1] * 20, ["a", "b"], "enc")
@@ -161,7 +161,7 @@ def scripted(*ps):
 
 @pytest.mark.parametrize("condition,mult", [("zero", 1), ("source", 2)])
 def test_search_stops_at_first_flip_and_counts_nfe(cp, condition, mult):
-    from dcf_teach.search import minimal_edit_search
+    from dcf_teach.engine.search import minimal_edit_search
     d = torch.randn(cp.embed_dim, generator=torch.Generator().manual_seed(1)) * 0.1
     o = scripted(0.7, 0.6, 0.55, 0.51, 0.3, 0.1, 0.1)   # original 0.7; flips at the 4th try (f = 0.6)
     r, = minimal_edit_search(cp, images(1, 5), d, o, EditSettings(n_steps=N, inversion=condition))
@@ -174,7 +174,7 @@ def test_search_stops_at_first_flip_and_counts_nfe(cp, condition, mult):
 
 
 def test_search_batched_drops_flipped_images(cp):
-    from dcf_teach.search import minimal_edit_search
+    from dcf_teach.engine.search import minimal_edit_search
     d = torch.randn(cp.embed_dim, generator=torch.Generator().manual_seed(1)) * 0.1
     seq = iter([np.array([0.2, 0.8]), np.array([0.3, 0.1]), np.array([0.9])])   # image 1 flips at 0.9, image 0 at 0.8
     calls = []
@@ -189,7 +189,7 @@ def test_search_batched_drops_flipped_images(cp):
 # --- banks and models on disk ------------------------------------------------------------------------------
 
 def test_bank_round_trip(tmp_path):
-    from dcf_teach.bank import build_bank, load_bank, save_bank
+    from dcf_teach.engine.bank import build_bank, load_bank, save_bank
     from safetensors.torch import load_file
     e = torch.randn(12, 16, generator=torch.Generator().manual_seed(0))
     b = build_bank(e, [0, 1, 2] * 4, ["x", "y", "z"], "clip-abc", hashes=[f"h{i}" for i in range(12)], split="train")
@@ -206,14 +206,14 @@ def test_bank_round_trip(tmp_path):
 
 
 def test_bank_model_mismatch_is_clear(cp):
-    from dcf_teach.bank import build_bank, check_bank
+    from dcf_teach.engine.bank import build_bank, check_bank
     b = build_bank(torch.randn(4, 32), [0, 0, 1, 1], ["a", "b"], "clip-other")
     with pytest.raises(UserError, match="rebuild it"):
         check_bank(b, cp)
 
 
 def test_hub_id_offline_is_fast_and_clear(monkeypatch):
-    from dcf_teach.models import load_components
+    from dcf_teach.engine.models import load_components
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for mid in ("kandinsky-2-2", "kandinsky-community/kandinsky-2-2-decoder"):
         t0 = time.time()
@@ -234,7 +234,7 @@ def test_hub_id_offline_cli(cli, tmp_path):
 
 
 def test_missing_and_broken_model_folders(tmp_path, cp):
-    from dcf_teach.models import load_components, save_components
+    from dcf_teach.engine.models import load_components, save_components
     with pytest.raises(UserError, match="no such folder"):
         load_components(tmp_path / "nope")
     f = save_components(cp, tmp_path / "m")
@@ -248,7 +248,7 @@ def test_missing_and_broken_model_folders(tmp_path, cp):
 
 
 def test_shipped_model_names(tmp_path, monkeypatch, cp):
-    import dcf_teach.models as m
+    import dcf_teach.engine.models as m
     monkeypatch.setattr(m, "ASSETS_MODELS", tmp_path)
     m.save_components(cp, tmp_path / "kikibouba")
     assert m.shipped_models() == ["kikibouba"]
@@ -262,8 +262,8 @@ def test_shipped_model_names(tmp_path, monkeypatch, cp):
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory, cp):
     """A saved dummy model folder and a tiny ImageFolder (two classes, 6 train + 1 test image each)."""
-    from dcf_teach.data import write_imagefolder
-    from dcf_teach.models import save_components
+    from dcf_teach.data.folder import write_imagefolder
+    from dcf_teach.engine.models import save_components
     root = tmp_path_factory.mktemp("engine")
     model = save_components(cp, root / "model")
     rng = np.random.default_rng(0)
@@ -312,8 +312,8 @@ def test_bank_and_edit_cli_end_to_end(cli, toy):
 
 def test_zero_image_mode_is_read_from_the_folder(tmp_path, cp):
     import dataclasses
-    from dcf_teach.embeddings import clip_embed, zero_embedding
-    from dcf_teach.models import load_components, save_components
+    from dcf_teach.engine.embeddings import clip_embed, zero_embedding
+    from dcf_teach.engine.models import load_components, save_components
     c = load_components(save_components(dataclasses.replace(cp, zero_image="black"), tmp_path / "m"))
     assert c.zero_image == "black"
     assert torch.equal(zero_embedding(c), clip_embed(c, torch.zeros(1, 3, 32, 32)))

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-import dcf_teach.explorer as E
-from dcf_teach.study_cli import bench_explorer_cmd
-from dcf_teach.explorer import Explorer, Params, kikibouba_demo_data
-from dcf_teach.settings import EditSettings
+import dcf_teach.study.explorer as E
+from dcf_teach.cli.study import bench_explorer_cmd
+from dcf_teach.study.explorer import Explorer, Params, kikibouba_demo_data
+from dcf_teach.engine.settings import EditSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 10   # inference steps: fast, and every T_skip fraction of the sliders is a whole step
@@ -19,8 +19,8 @@ N = 10   # inference steps: fast, and every T_skip fraction of the sliders is a 
 
 @pytest.fixture(scope="module")
 def setup():
-    from dcf_teach.bank import bank_from_dataset
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.bank import bank_from_dataset
+    from dcf_teach.engine.models import dummy_components
     c = dummy_components(latent=True)
     train, held = kikibouba_demo_data(32, n_per_class=10)
     return c, bank_from_dataset(c, train, progress=False), held
@@ -110,7 +110,7 @@ def test_changes_during_a_slow_regeneration_are_coalesced(setup):
 # --- errors as messages -------------------------------------------------------------------------------------
 
 def test_bank_of_another_encoder_is_a_message(setup):
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.models import dummy_components
     _, bank, held = setup
     ex = Explorer(dummy_components(seed=1, latent=True), bank, held, edit=EditSettings(n_steps=N), sync=True)
     assert ex.result is None and ex.error.startswith('the bank was built with encoder clip-')
@@ -173,7 +173,7 @@ def test_save_writes_png_gif_json(setup, tmp_path):
 
 
 def test_save_before_any_result_is_a_message(setup, tmp_path):
-    from dcf_teach.models import dummy_components
+    from dcf_teach.engine.models import dummy_components
     _, bank, held = setup
     ex = Explorer(dummy_components(seed=1, latent=True), bank, held, edit=EditSettings(n_steps=N), sync=True, save_dir=tmp_path)
     ex._on_save()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import hostile_images as H
-from dcf_teach.data import BadImage, image_problem, load_dataset, open_image
+from dcf_teach.data.folder import BadImage, image_problem, load_dataset, open_image
 
 
 @pytest.fixture(scope='module')

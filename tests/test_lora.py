@@ -1,4 +1,4 @@
-"LoRA domain tuning (dcf_teach.lora) on the tiny dummy components: training, saving, loading, merging, errors."
+"LoRA domain tuning (dcf_teach.train.lora) on the tiny dummy components: training, saving, loading, merging, errors."
 import json, shutil
 
 import numpy as np
@@ -7,10 +7,10 @@ import torch
 from click.testing import CliRunner
 
 from dcf_teach.core import UserError
-from dcf_teach.embeddings import clip_embed
-from dcf_teach.adapters import ADAPTER_META, _base_state, base_fingerprint, load_adapter
-from dcf_teach.lora import LoraTrainConfig, draw_noise, train_lora, ValSet
-from dcf_teach.models import dummy_components, encode_images, load_components, save_components, unet_eps
+from dcf_teach.engine.embeddings import clip_embed
+from dcf_teach.engine.adapters import ADAPTER_META, _base_state, base_fingerprint, load_adapter
+from dcf_teach.train.lora import LoraTrainConfig, draw_noise, train_lora, ValSet
+from dcf_teach.engine.models import dummy_components, encode_images, load_components, save_components, unet_eps
 from dcf_teach.core import test_close_f32
 
 
@@ -69,15 +69,15 @@ def test_save_load_identical_and_merge(run):
 
 
 def _bank(d):
-    from dcf_teach.bank import build_bank, save_bank
+    from dcf_teach.engine.bank import build_bank, save_bank
     save_bank(build_bank(torch.randn(4, 32), [0, 0, 1, 1], ['a', 'b'], 'x'), d/'bank')
-    from dcf_teach.data import save_png
+    from dcf_teach.data.folder import save_png
     save_png(np.full((32, 32, 3), 128, np.uint8), d/'img.png')
     return d/'bank'
 
 
 def _edit(d, adapter, model='m0'):
-    from dcf_teach.cli import cli
+    from dcf_teach.cli.main import cli
     return CliRunner().invoke(cli, ['edit', str(d/'img.png'), '--model', str(d/model), '--bank', str(d/'bank'),
                                     '--target', 'b', '--device', 'cpu', '--adapter', str(adapter), '--out', str(d/'o')])
 
@@ -142,8 +142,8 @@ def _load_other_arch(folder):
 
 def test_train_lora_cli(tmp_path):
     "`dcf-teach train lora` end to end (2 steps), then the adapter loads through `load_components`."
-    from dcf_teach.cli import cli
-    from dcf_teach.data import save_png
+    from dcf_teach.cli.main import cli
+    from dcf_teach.data.folder import save_png
     torch.set_num_threads(1)
     save_components(dummy_components(0, latent=False), tmp_path/'m')
     for k, cls in enumerate(['a', 'b']):
@@ -163,13 +163,13 @@ def test_train_lora_cli(tmp_path):
 
 def test_explorer_takes_the_adapter(run):
     "`dcf-teach bench explorer --adapter`: the explorer runs the adapted UNet; a bad adapter is one line."
-    import dcf_teach.explorer as E
-    from dcf_teach.study_cli import bench_explorer_cmd
+    import dcf_teach.study.explorer as E
+    from dcf_teach.cli.study import bench_explorer_cmd
     d, c, _, _ = run
     base = E.demo_setup(str(d/'m0'), n_per_class=10, n_steps=10, oracle=None, use_lpips=False)
     tuned = E.demo_setup(str(d/'m0'), n_per_class=10, n_steps=10, oracle=None, use_lpips=False, adapter=str(d/'ad'/'last'))
     assert tuned.components.adapter == str(d/'ad'/'last') and base.components.adapter is None
-    from dcf_teach.settings import EditSettings
+    from dcf_teach.engine.settings import EditSettings
     kw = dict(t_skip=0.5, edit=EditSettings(omega=2.0), sync=True)
     rb, rt = base.explorer(**kw).result, tuned.explorer(**kw).result
     assert (rb.counterfactual - rt.counterfactual).abs().max() > 1e-4   # the adapter changes the regeneration

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from dcf_teach.core import UserError, file_sha256
-from dcf_teach import lpips as L
-from dcf_teach import oracle as O
+from dcf_teach.judge import lpips as L
+from dcf_teach.judge import oracle as O
 from dcf_teach.core import test_close_f32
 
 DATA = Path(__file__).parent/'data'/'lpips-reference'
@@ -175,14 +175,14 @@ def test_shipped_oracles_present():
     assert total < 16e6, total
 
 def test_shipped_kikibouba_oracle_on_fresh_images():
-    from dcf_teach.kikibouba import kikibouba_records
+    from dcf_teach.data.kikibouba import kikibouba_records
     o = O.load_oracle('kiki,bouba')
     recs = list(kikibouba_records(150, 32, seed=4242))  # never used in training (seed 0)
     acc = _acc(o, [r[3] for r in recs], [o.classes.index(r[0]) for r in recs])
     assert acc >= 0.97, acc
 
 def test_shipped_accretion_oracle_on_fresh_images():
-    from dcf_teach.accretion import accretion_records
+    from dcf_teach.data.accretion import accretion_records
     o = O.load_oracle('mad-sane')
     stated = json.loads((O._shipped_root()/'mad-sane'/'oracle.json').read_text())['test_accuracy']['ensemble']
     recs = list(accretion_records(150, 32, seed=4242))
@@ -191,7 +191,7 @@ def test_shipped_accretion_oracle_on_fresh_images():
     assert acc < 0.99  # the classes overlap by design: a perfect score would mean a leak
 
 def test_shipped_fashion_oracle_on_official_test_split():
-    from dcf_teach import fashion_mnist as FM
+    from dcf_teach.data import fashion_mnist as FM
     try: data = FM.load_fashion_mnist()
     except UserError: pytest.skip('Debian package dataset-fashion-mnist is not installed')
     o = O.load_oracle('shirt-tshirt')

@@ -1,4 +1,4 @@
-"""The teaching-quiz analysis (dcf_teach.quiz): the paper's Table 3 p-values, sample sizes by the noncentral t, and bad
+"""The teaching-quiz analysis (dcf_teach.study.quiz): the paper's Table 3 p-values, sample sizes by the noncentral t, and bad
 quiz files refused with one line naming the file."""
 import dataclasses, json
 
@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from dcf_teach.core import UserError
-from dcf_teach.quiz import Comparison, Trial, read_trials, students_needed, t_power, write_report, write_trials
-from dcf_teach.quiz_cli import quiz_cli
+from dcf_teach.study.quiz import Comparison, Trial, read_trials, students_needed, t_power, write_report, write_trials
+from dcf_teach.cli.quiz import quiz_cli
 
 
 @pytest.mark.parametrize('ours, unpaired, p_student, p_welch', [

@@ -88,7 +88,7 @@ def test_oracle_killed_and_resumed_is_identical(toy):
 
 
 def test_lora_killed_and_resumed_is_identical(toy):
-    from dcf_teach.models import dummy_components, save_components
+    from dcf_teach.engine.models import dummy_components, save_components
     save_components(dummy_components(0, latent=False), toy.parent/'m0')
     base = ['train', 'lora', '--model', toy.parent/'m0', '--data', toy, '--steps', 40, '--batch-size', 4, '--val-n', 0,
             '--val-every', 4, '--checkpoint-steps', 5, '--threads', 1]

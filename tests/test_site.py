@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import dcf_teach.site as S
+import dcf_teach.study.site as S
 from dcf_teach.core import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

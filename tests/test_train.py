@@ -40,7 +40,7 @@ def test_train_decoder_writes_loadable_folder_and_resumes(cli, shapes, tmp_path)
     assert meta["decoder"]["steps"] == 2 and meta["resolution"] == 16
     assert meta["classes"] == ["disc", "square"]
 
-    from dcf_teach.models import load_components
+    from dcf_teach.engine.models import load_components
     c = load_components(out)
     assert (c.resolution, c.latent_channels, c.embed_dim) == (16, 3, 64)
     assert c.scheduler.config.steps_offset == 1 and c.scheduler.config.set_alpha_to_one is False

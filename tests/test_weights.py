@@ -5,8 +5,8 @@ import pytest
 
 import corruption as K
 from dcf_teach.core import UserError, weight_hashes
-from dcf_teach.models import ASSETS_MODELS, META_FILE, load_components, shipped_models
-from dcf_teach.oracle import _shipped_root, load_oracle, shipped_oracles
+from dcf_teach.engine.models import ASSETS_MODELS, META_FILE, load_components, shipped_models
+from dcf_teach.judge.oracle import _shipped_root, load_oracle, shipped_oracles
 
 
 @pytest.mark.parametrize('name', shipped_models())

@@ -9,7 +9,7 @@ bin_dir = Path(sys.executable).parent
 
 def snapshot():
     # _modidx.py is nbdev's doc-link index, derived from whatever notebooks exist; it is not part of the check
-    files = sorted(list((root/'nbs').glob('*.ipynb')) + [p for p in (root/'dcf_teach').glob('*.py') if p.name != '_modidx.py'])
+    files = sorted(list((root/'nbs').glob('*.ipynb')) + [p for p in (root/'dcf_teach').rglob('*.py') if p.name != '_modidx.py'])
     return {f.relative_to(root): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 def run(cmd):
