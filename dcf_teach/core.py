@@ -17,7 +17,7 @@ __all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'UserError', 'atomic_path', 'write_text
            'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files', 'weight_hashes', 'warn_once',
            'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry', 'read_tensors', 'json_sha256',
            'write_json_verified', 'read_json_verified', 'save_train_state', 'load_train_state', 'f32_close',
-           'test_close_f32', 'get_logger', 'setup_logging', 'resolve_device']
+           'test_close_f32', 'default_cache_dir', 'get_logger', 'setup_logging', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
 class UserError(Exception):
@@ -328,6 +328,13 @@ def test_close_f32(a, # computed value (array or tensor)
     return d
 
 test_close_f32.__test__ = False   # a helper for tests, not a test pytest should collect
+
+# %% ../nbs/00_core.ipynb #e6b5ab0e
+def default_cache_dir() -> Path:
+    "`$DCF_TEACH_CACHE`, else `$XDG_CACHE_HOME/dcf_teach`, else `~/.cache/dcf_teach`: data, embeddings, banks and results."
+    if os.environ.get('DCF_TEACH_CACHE'): return Path(os.environ['DCF_TEACH_CACHE'])
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache') / 'dcf_teach'
+
 
 # %% ../nbs/00_core.ipynb #628e9688
 def get_logger(name: str = 'dcf_teach', # logger name, usually `__name__`

@@ -137,7 +137,7 @@ RECORD_DAMAGE = ('flip', 'truncate', 'header', 'json_half', 'json_orphan', 'json
 def record_case(tmp: Path, how: str) -> bool:
     "A damaged record-cache entry (image or JSON), read through `deck.cached`: one warning, recomputed, healed."
     from dcf_teach.study.deck import cached
-    from dcf_teach.evaluation.evaluate import RecordCache, record_key
+    from dcf_teach.evaluation.cache import RecordCache, record_key
     calls = []
     def compute():
         calls.append(1)
@@ -162,7 +162,8 @@ BANK_DAMAGE = ('flip', 'truncate', 'header', 'json_half', 'json_orphan')
 def bank_case(tmp: Path, how: str, c=None, data=None) -> bool:
     "A damaged cached direction bank: one warning, the same bank rebuilt, a valid bank again."
     from dcf_teach.engine.bank import load_bank
-    from dcf_teach.evaluation.evaluate import dataset_bank, resolve_dataset
+    from dcf_teach.evaluation.evaluate import dataset_bank
+    from dcf_teach.data.registry import resolve_dataset
     from dcf_teach.engine.models import dummy_components
     c = c or dummy_components(latent=False)
     data = data or resolve_dataset('kikibouba', cache=Path(tmp)/'data', n_per_class=8)
@@ -195,7 +196,7 @@ def lpips_case(tmp: Path, how: str) -> bool:
 
 def cases(tmp: Path):
     "(name, thunk) for every corruption case; each thunk returns True when the damage was detected."
-    from dcf_teach.evaluation.evaluate import resolve_dataset
+    from dcf_teach.data.registry import resolve_dataset
     from dcf_teach.engine.models import dummy_components
     tmp = Path(tmp)
     sub = lambda name: (tmp/name).mkdir(parents=True, exist_ok=True) or tmp/name

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dcf_teach.engine.settings import EditSettings
-from dcf_teach.evaluation.evaluate import (EvalResult, IDENTITY_FACTORS, evaluate, held_out_images, dataset_bank,
-                                identity_change, measure_ground_truth, resolve_dataset)
+from dcf_teach.evaluation.evaluate import EvalResult, evaluate, held_out_images, dataset_bank
+from dcf_teach.data.registry import IDENTITY_FACTORS, identity_change, measure_ground_truth, resolve_dataset
 from dcf_teach.engine.models import dummy_components, save_components
 from dcf_teach.core import test_close_f32
 

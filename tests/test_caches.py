@@ -11,7 +11,7 @@ def comps():
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    from dcf_teach.evaluation.evaluate import resolve_dataset
+    from dcf_teach.data.registry import resolve_dataset
     return resolve_dataset('kikibouba', cache=tmp_path_factory.mktemp('data'), n_per_class=8)
 
 

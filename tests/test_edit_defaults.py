@@ -9,7 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from dcf_teach.engine.bank import save_bank
-from dcf_teach.evaluation.evaluate import dataset_bank, held_out_images, resolve_dataset
+from dcf_teach.evaluation.evaluate import dataset_bank, held_out_images
+from dcf_teach.data.registry import resolve_dataset
 from dcf_teach.engine.models import load_components
 from dcf_teach.engine.settings import LIBRARY_EDIT_DEFAULTS, EditSettings
 

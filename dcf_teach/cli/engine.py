@@ -14,11 +14,11 @@ import numpy as np
 
 from .. import __version__
 from ..core import UserError, atomic_path, write_json_atomic
-from .base import Command, edit_options, option_name
-from ..evaluation.checks import (check_adapter, check_classes, check_device, check_finite, check_input, check_model,
-                              check_output)
+from .base import Command, edit_options
+from ..evaluation.checks import (check_adapter, check_classes, check_device, check_input, check_model,
+                                         check_output)
 from ..data.folder import load_dataset, open_image, resize_center_crop
-from ..engine.embeddings import default_cache_dir
+from ..core import default_cache_dir
 from ..engine.models import load_components
 from ..engine.inversion import invert, resolve_t_skip
 from ..engine.bank import (Stability, bank_from_dataset, bank_paths, check_bank, load_bank, plot_stability, save_bank)

@@ -14,9 +14,9 @@ import click
 from ..core import UserError, write_text_atomic
 from .base import Command, LazyGroup, edit_options
 from ..evaluation.doctor import THRESHOLDS, environment, run_checks
-from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_finite, check_model, check_oracle,
-                              check_output)
-from ..engine.embeddings import default_cache_dir
+from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle,
+                                         check_output)
+from ..core import default_cache_dir
 from ..evaluation.bench import _summary, run_bench, save_grid
 
 # %% auto #0

@@ -18,7 +18,8 @@ from ..evaluation.checks import check_classes, check_dataset, check_device, chec
 from ..engine.models import load_components
 from ..engine.adapters import ADAPTER_META, read_adapter_meta
 from ..train.lora import LoraTrainConfig, finish_interrupted_swap, prepare_lora_data, train_lora
-from ..judge.oracle import MEMBERS, Oracle, load_oracle, train_oracle
+from ..judge.oracle import MEMBERS, Oracle, load_oracle
+from ..train.oracle import train_oracle
 
 # %% auto #0
 __all__ = ['train_cli', 'decoder_cmd', 'oracle_cmd', 'lora_cmd']

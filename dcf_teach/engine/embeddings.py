@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/engine.embeddings.html.md"""
 
 # %% ../../nbs/11_engine.embeddings.ipynb #066c925f
 from __future__ import annotations
-import os, weakref
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -18,8 +18,7 @@ from .models import Components, processor_size
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['clip_pixel_values', 'clip_embed', 'zero_embedding', 'default_cache_dir', 'EmbeddingCache', 'image_key',
-           'embed_images']
+__all__ = ['clip_pixel_values', 'clip_embed', 'zero_embedding', 'EmbeddingCache', 'image_key', 'embed_images']
 
 # %% ../../nbs/11_engine.embeddings.ipynb #32447de5
 def clip_pixel_values(c: Components, # the models
@@ -57,11 +56,6 @@ def zero_embedding(c: Components, # the models
     return cache[mode]
 
 # %% ../../nbs/11_engine.embeddings.ipynb #03e77875
-def default_cache_dir() -> Path:
-    "`$DCF_TEACH_CACHE`, else `$XDG_CACHE_HOME/dcf_teach`, else `~/.cache/dcf_teach`."
-    if os.environ.get('DCF_TEACH_CACHE'): return Path(os.environ['DCF_TEACH_CACHE'])
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache') / 'dcf_teach'
-
 class EmbeddingCache:
     "Embeddings on disk, keyed by image content hash, one folder per encoder."
     def __init__(self, root: str | Path, # cache folder

@@ -14,7 +14,8 @@ from .. import __version__
 from ..core import get_logger
 from ..engine.settings import EditSettings
 from ..engine.methods import DIFFusion
-from .evaluate import (N_PER_CLASS, EvalResult, HeldOut, evaluate, evaluate_setup, prepare, reconstruction_errors)
+from ..data.registry import N_PER_CLASS
+from .evaluate import (EvalResult, HeldOut, evaluate, evaluate_setup, prepare, reconstruction_errors)
 
 log = get_logger(__name__)
 
@@ -141,8 +142,8 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
                   ((len(ctl) - ctl.computed) if ctl else 0), 'wall_seconds': round(time.perf_counter() - t0, 2),
                   'library_version': __version__}
     rep['thresholds'] = check_thresholds(rep)
-    from dcf_teach.evaluation.evaluate import _jsonable
-    return BenchReport(_jsonable(rep), res, ctl)
+    from dcf_teach.evaluation.cache import jsonable
+    return BenchReport(jsonable(rep), res, ctl)
 
 # %% ../../nbs/31_evaluation.bench.ipynb #e7646d38
 def _summary(rep: dict) -> str:

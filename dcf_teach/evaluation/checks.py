@@ -144,11 +144,11 @@ def check_dataset_spec(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion
                        n: int | None = None, # held-out images the command will search, half each way (checked for folders)
                        n_opt: str = '--n', # their option
                       ):
-    "Check what `dcf_teach.evaluation.evaluate.resolve_dataset` will accept, without generating or exporting anything."
+    "Check what `dcf_teach.data.registry.resolve_dataset` will accept, without generating or exporting anything."
     cls = check_classes(classes, classes_opt) if classes is not None and str(classes).strip() else None
     key = str(dataset).strip().lower()
     if key in ('kikibouba', 'accretion'):
-        from dcf_teach.evaluation.evaluate import NAMED_DATASETS
+        from dcf_teach.data.registry import NAMED_DATASETS
         if cls is not None and tuple(sorted(cls)) != tuple(NAMED_DATASETS[key]['classes']):
             raise UserError(f"{classes_opt} {','.join(cls)}: {key} has the classes {','.join(NAMED_DATASETS[key]['classes'])}")
         return key

@@ -6,26 +6,22 @@ Docs: https://dcf-teach.github.io/dcf_teach/judge.oracle.html.md"""
 
 # %% ../../nbs/21_judge.oracle.ipynb #1362f9b2
 from __future__ import annotations
-import copy, datetime, json, math, os, shutil, tempfile, time
+import json, math, os, shutil, tempfile
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .. import __version__
-from ..core import (UserError, atomic_path, file_sha256, get_logger, load_train_state, resolve_device, save_train_state, verify_weights,
-                            write_json_atomic, write_text_atomic)
+from ..core import (UserError, atomic_path, file_sha256, resolve_device, verify_weights, write_json_atomic,
+                            write_text_atomic)
 
 # %% auto #0
-__all__ = ['MEMBERS', 'HUB_IDS', 'FORMAT', 'NOISE_LEVELS', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'member_config',
-           'init_like_torchvision', 'model_from_config', 'build_member', 'augment_geometry', 'border_color',
-           'gaussian_blur', 'augment_texture', 'is_flip', 'Oracle', 'save_oracle', 'shipped_oracles', 'load_oracle',
-           'Tensors', 'latest_state', 'drop_states', 'evaluate_member', 'fit_member', 'load_split', 'load_splits',
-           'add_noise', 'oracle_accuracy', 'start_run', 'train_oracle', 'model_card', 'plot_robustness']
+__all__ = ['MEMBERS', 'HUB_IDS', 'FORMAT', 'NOISE_LEVELS', 'member_config', 'init_like_torchvision', 'model_from_config',
+           'build_member', 'is_flip', 'Oracle', 'save_oracle', 'shipped_oracles', 'load_oracle', 'model_card',
+           'float_images', 'add_noise', 'oracle_accuracy', 'plot_robustness']
 
 # %% ../../nbs/21_judge.oracle.ipynb #d5c28a9c
 MEMBERS = ('resnet18', 'mobilenet_v2', 'efficientnet_b0')
@@ -112,77 +108,6 @@ def _pretrained(name):
         raise UserError(f"could not fetch {hub!r} from the hub ({type(e).__name__}); train from scratch "
                         "(the default) or check the connection") from e
     return _torch_bn_momentum(m)
-
-# %% ../../nbs/21_judge.oracle.ipynb #81a3d265
-def _u(g, n, lo, hi): return lo + (hi - lo)*torch.rand(n, generator=g)
-
-def augment_geometry(x: torch.Tensor, # [B,3,H,W] in [0,1]
-                     g: torch.Generator, # random source
-                     scale=(0.8, 1.2), # zoom range
-                     shift: float = 0.05, # max shift as a fraction of the side
-                     degrees: float = 10., # max rotation
-                    ) -> torch.Tensor:
-    "Random horizontal flips and affine transforms; uncovered areas take the image's border colour."
-    B = x.shape[0]
-    flip = torch.rand(B, generator=g) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    s, a = _u(g, B, *scale), _u(g, B, -degrees, degrees)*math.pi/180
-    t = _u(g, 2*B, -2*shift, 2*shift).view(B, 2)  # grid coordinates span [-1, 1]
-    theta = torch.stack([torch.stack([a.cos()/s, -a.sin()/s, t[:, 0]], 1),
-                         torch.stack([a.sin()/s, a.cos()/s, t[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
-    bg = border_color(x)[:, :, None, None]
-    return F.grid_sample(x - bg, grid, mode='bilinear', padding_mode='zeros', align_corners=False) + bg
-
-def border_color(x: torch.Tensor, # [B,C,H,W]
-                ) -> torch.Tensor:
-    "Per-image median colour of the one-pixel frame, [B,C] (the background of centred-object images)."
-    frame = torch.cat([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], -1)
-    return frame.median(-1).values
-
-# %% ../../nbs/21_judge.oracle.ipynb #ba8957e2
-def gaussian_blur(x: torch.Tensor, # [B,C,H,W]
-                  sigma: torch.Tensor, # [B] blur σ in pixels, per image
-                 ) -> torch.Tensor:
-    "Blur each image with its own Gaussian σ (separable, reflect padding)."
-    B, C, H, W = x.shape
-    r = int(math.ceil(3*float(sigma.max())))
-    k = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    w = torch.exp(-k[None]**2/(2*sigma.to(x)[:, None]**2)); w = w/w.sum(1, keepdim=True)   # [B, 2r+1]
-    w = w.repeat_interleave(C, 0)
-    y = F.pad(x.reshape(1, B*C, H, W), (r, r, r, r), mode='reflect' if r < min(H, W) else 'replicate')
-    y = F.conv2d(y, w[:, None, None, :], groups=B*C)
-    y = F.conv2d(y, w[:, None, :, None], groups=B*C)
-    return y.view(B, C, H, W)
-
-def augment_texture(x: torch.Tensor, # [B,3,H,W] in [0,1]
-                    g: torch.Generator, # random source
-                    p: float = 0.25, # probability of each corruption, independently
-                   ) -> torch.Tensor:
-    "Noise, blur, colour noise, blocky/JPEG-like artefacts, periodic patterns and photometric jitter."
-    B, C, H, W = x.shape
-    pick = lambda: (torch.rand(B, generator=g) < p).view(B, 1, 1, 1).to(x.device)
-    x = torch.where(pick(), gaussian_blur(x, _u(g, B, 0.4, 1.2)), x)
-    x = torch.where(pick(), (x - 0.5)*_u(g, B, 0.8, 1.2).view(B, 1, 1, 1) + 0.5 + _u(g, B, -0.1, 0.1).view(B, 1, 1, 1), x)
-    k = 2 if torch.rand(1, generator=g) < 0.5 else 4
-    if H % k == 0 and W % k == 0:
-        blocks = F.interpolate(F.avg_pool2d(x, k), scale_factor=k, mode='nearest')
-        a = _u(g, B, 0.3, 1.0).view(B, 1, 1, 1)
-        x = torch.where(pick(), a*blocks + (1 - a)*x, x)
-    levels = _u(g, B, 6, 32).round().view(B, 1, 1, 1)
-    x = torch.where(pick(), (x*(levels - 1)).round()/(levels - 1), x)
-    x = x + pick()*_u(g, B, 0.01, 0.2).view(B, 1, 1, 1)*torch.randn(x.shape, generator=g)
-    cell = 2 if torch.rand(1, generator=g) < 0.5 and H % 2 == 0 and W % 2 == 0 else 1
-    cn = torch.rand((B, C, H//cell, W//cell), generator=g)*2 - 1
-    cn = F.interpolate(cn, scale_factor=cell, mode='nearest') if cell > 1 else cn
-    x = x + pick()*_u(g, B, 0.03, 0.3).view(B, 1, 1, 1)*cn
-    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing='ij')
-    checker = ((yy + xx) % 2).float()*2 - 1
-    f, ph, ang = _u(g, B, 0.15, 0.5), _u(g, B, 0, 2*math.pi), _u(g, B, 0, math.pi)
-    stripes = torch.sin(2*math.pi*f.view(B, 1, 1)*(xx*ang.cos().view(B, 1, 1) + yy*ang.sin().view(B, 1, 1)) + ph.view(B, 1, 1))
-    pattern = torch.where((torch.rand(B, generator=g) < 0.5).view(B, 1, 1), checker.expand(B, H, W), stripes)
-    x = x + pick()*_u(g, B, 0.02, 0.1).view(B, 1, 1, 1)*pattern[:, None]
-    return x.clamp(0, 1)
 
 # %% ../../nbs/21_judge.oracle.ipynb #84548211
 def is_flip(p_orig: torch.Tensor, # oracle probabilities of the originals [B]
@@ -322,270 +247,6 @@ def load_oracle(source: str | Path, # oracle folder, or a shipped name like 'bou
     o = Oracle(members, meta['classes'], meta['resolution'], {**rest, 'members': info})
     return o.to(resolve_device(device)).eval()
 
-# %% ../../nbs/21_judge.oracle.ipynb #8c7fc045
-_log = get_logger(__name__)
-
-class Tensors(dict):
-    "A dict of tensors with the `state_dict`/`load_state_dict` pair `save_train_state` and `load_train_state` expect."
-    def state_dict(self) -> dict: return dict(self)
-    def load_state_dict(self, sd: dict): self.clear(); self.update(sd)
-
-def latest_state(folder: str | Path, # checkpoint folder
-                 prefix: str, # 'e' (epochs) or 's' (steps): states are `<prefix><number>.safetensors/.json`
-                ) -> Path | None:
-    "Stem of the newest complete training state in `folder` (its JSON is written last, so a torn one is skipped)."
-    ks = {int(p.stem[len(prefix):]): p.with_suffix('') for p in Path(folder).glob(f'{prefix}[0-9]*.json')
-          if p.stem[len(prefix):].isdigit() and p.with_suffix('.safetensors').is_file()}
-    return ks[max(ks)] if ks else None
-
-def drop_states(folder: str | Path, prefix: str, keep: int) -> None:
-    "Remove the training states in `folder` other than number `keep` (JSON first, so none is ever half there)."
-    for p in Path(folder).glob(f'{prefix}[0-9]*.json'):
-        if p.stem[len(prefix):].isdigit() and int(p.stem[len(prefix):]) != keep:
-            p.unlink(missing_ok=True); p.with_suffix('.safetensors').unlink(missing_ok=True)
-
-@torch.no_grad()
-def evaluate_member(model: nn.Module, # a member
-                    x: torch.Tensor, # [N,3,R,R] float in [0,1] (or uint8)
-                    y: torch.Tensor, # [N] labels 0/1
-                    batch_size: int = 256, # evaluation batch
-                   ) -> tuple[float, float]:
-    "(mean BCE loss, accuracy) of one member in eval mode."
-    was = model.training; model.eval()
-    logits = torch.cat([model(pixel_values=_float(x[i:i + batch_size])).logits[:, 0] for i in range(0, len(x), batch_size)])
-    model.train(was)
-    yf = y.float()
-    return float(F.binary_cross_entropy_with_logits(logits, yf)), float(((logits > 0).long() == y).float().mean())
-
-def _float(x): return x.float()/255 if x.dtype == torch.uint8 else x.float()
-
-def fit_member(model: nn.Module, # a fresh member from `build_member`
-               train: tuple[torch.Tensor, torch.Tensor], # (images [N,3,R,R] uint8 or float, labels [N])
-               val: tuple[torch.Tensor, torch.Tensor], # validation split, same form
-               epochs: int = 30, # at most this many epochs
-               patience: int = 5, # stop after this many epochs without a better validation loss
-               batch_size: int = 32, # training batch
-               lr: float = 1e-3, # Adam learning rate
-               texture: float = 0.25, # probability of each texture corruption (0 turns them off)
-               seed: int = 0, # shuffling and augmentation seed
-               deadline: float | None = None, # `time.monotonic()` at which to stop
-               name: str = 'member', # label for the progress bar
-               progress: bool = True, # show tqdm bars
-               checkpoint: str | Path | None = None, # folder for a resumable state after every epoch (resumes from it)
-              ) -> tuple[nn.Module, dict]:
-    "Train one member with early stopping on validation loss; returns it at its best epoch and the history."
-    from tqdm.auto import tqdm
-    (xt, yt), (xv, yv) = train, val
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    best, best_state, best_epoch, history, bad = math.inf, None, -1, [], 0
-    start, stopped, spent, n = 0, False, 0., len(xt)
-    state = latest_state(checkpoint, 'e') if checkpoint is not None else None
-    if state is not None:  # weights, Adam, best weights, counters and both random streams as they were after that epoch
-        b, rng = Tensors(), Tensors()
-        meta = load_train_state(state, {'model': model, 'best': b, 'rng': rng}, opt)
-        g.set_state(rng['g']); torch.set_rng_state(rng['torch'])  # the global stream drives dropout / drop-connect
-        best_state = dict(b) or None
-        best, best_epoch, history, bad = meta['best'], meta['best_epoch'], meta['history'], meta['bad']
-        start, stopped, spent = meta['epoch'], meta['stopped'], meta['seconds']
-        _log.info(f"resumed {name} at epoch {start}" + (" (finished)" if stopped or start >= epochs else f" of {epochs}"))
-    t0 = time.monotonic() - spent
-    for ep in range(start, epochs):
-        if stopped: break
-        model.train()
-        perm, tot, seen, stop = torch.randperm(n, generator=g), 0., 0, False
-        bar = tqdm(range(0, n, batch_size), desc=f'{name} epoch {ep + 1}/{epochs}', leave=False, disable=None if progress else True)
-        for i in bar:
-            idx = perm[i:i + batch_size]
-            if len(idx) < 2: continue  # batch norm needs two samples
-            xb = augment_geometry(_float(xt[idx]), g)
-            if texture > 0: xb = augment_texture(xb, g, texture)
-            loss = F.binary_cross_entropy_with_logits(model(pixel_values=xb).logits[:, 0], yt[idx].float())
-            opt.zero_grad(); loss.backward(); opt.step()
-            tot, seen = tot + loss.item()*len(idx), seen + len(idx)
-            bar.set_postfix(loss=f'{tot/seen:.3f}')
-            if deadline is not None and time.monotonic() > deadline: stop = True; break
-        vl, va = evaluate_member(model, xv, yv)
-        history.append({'epoch': ep + 1, 'train_loss': tot/max(seen, 1), 'val_loss': vl, 'val_acc': va,
-                        'seconds': round(time.monotonic() - t0, 1)})
-        _log.info(f"{name} epoch {ep + 1}: train loss {tot/max(seen, 1):.4f}, val loss {vl:.4f}, val acc {va:.3f}")
-        if vl < best: best, best_state, best_epoch, bad = vl, copy.deepcopy(model.state_dict()), ep + 1, 0
-        else: bad += 1
-        stopped = bad >= patience or stop
-        if checkpoint is not None:
-            rng = Tensors(g=g.get_state(), torch=torch.get_rng_state())
-            save_train_state(Path(checkpoint)/f'e{ep + 1:04d}', {'model': model, 'best': Tensors(best_state or {}), 'rng': rng},
-                             opt, {'member': name, 'epoch': ep + 1, 'best': best, 'best_epoch': best_epoch, 'history': history,
-                                   'bad': bad, 'stopped': stopped, 'seconds': time.monotonic() - t0})
-            drop_states(checkpoint, 'e', keep=ep + 1)
-        if stopped: break
-    model.load_state_dict(best_state)
-    return model.eval(), {'best_epoch': best_epoch, 'val_loss': best, 'history': history,
-                          'seconds': round(time.monotonic() - t0, 1)}
-
-# %% ../../nbs/21_judge.oracle.ipynb #74eb1140
-def load_split(ds, # an `ImageDataset`
-               progress: bool = False, # show a progress bar
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    "All images of `ds` as uint8 [N,3,R,R] and labels [N]."
-    from tqdm.auto import tqdm
-    if len(ds) == 0: return torch.zeros(0, 3, ds.resolution or 1, ds.resolution or 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
-    xs = [torch.from_numpy(np.asarray(ds.load_pil(i), dtype=np.uint8).copy()).permute(2, 0, 1)
-          for i in tqdm(range(len(ds)), desc='loading images', leave=False, disable=None if progress else True)]
-    return torch.stack(xs), torch.as_tensor(ds.labels)
-
-def load_splits(data: str | Path, # ImageFolder root or CSV manifest
-                classes: list[str], # the two classes
-                resolution: int = 32, # square side
-                progress: bool = False, # show progress bars
-               ) -> tuple[list[str], dict]:
-    "(sorted class names, {'train'|'val'|'test': (uint8 images, labels)}) of two classes of a dataset."
-    from dcf_teach.data.folder import load_dataset
-    classes = sorted(set(classes))
-    if len(classes) != 2: raise UserError(f"--classes needs two different class names, got {','.join(classes)}")
-    splits = {s: load_split(load_dataset(data, split=s, resolution=resolution, classes=classes), progress) for s in ('train', 'val', 'test')}
-    for s in ('train', 'val'):
-        counts = torch.bincount(splits[s][1], minlength=2).tolist()
-        if s == 'train' and min(counts) < 2:
-            raise UserError(f"{data}: the train split needs at least 2 images of each class, has {dict(zip(classes, counts))}")
-    if len(splits['val'][0]) < 2:  # tiny datasets: hold out every 5th training image for early stopping
-        _log.warning(f"{data}: almost no 'val' images; holding out every 5th training image for validation")
-        x, y = splits['train']; keep = torch.arange(len(x)) % 5 != 4
-        splits['train'], splits['val'] = (x[keep], y[keep]), (x[~keep], y[~keep])
-    return classes, splits
-
-# %% ../../nbs/21_judge.oracle.ipynb #f373dc13
-def add_noise(x: torch.Tensor, # [B,3,H,W] in [0,1]
-              sigma: float, # noise level
-              kind: str = 'gaussian', # 'gaussian' (per pixel and channel) or 'colour2' (uniform, 2×2 cells)
-              seed: int = 0, # noise seed
-             ) -> torch.Tensor:
-    "Test images with added high-frequency noise, for the robustness check."
-    g = torch.Generator().manual_seed(seed)
-    if kind == 'gaussian': n = torch.randn(x.shape, generator=g)
-    elif kind == 'colour2':
-        B, C, H, W = x.shape
-        n = F.interpolate(torch.rand((B, C, (H + 1)//2, (W + 1)//2), generator=g)*2 - 1, scale_factor=2, mode='nearest')[..., :H, :W]*math.sqrt(3)
-    else: raise ValueError(f"unknown noise kind {kind!r}")
-    return (x + sigma*n.to(x)).clamp(0, 1)
-
-NOISE_LEVELS = (0.0, 0.05, 0.1, 0.2)
-
-@torch.no_grad()
-def oracle_accuracy(oracle: Oracle, # the ensemble
-                    x: torch.Tensor, # images [N,3,R,R] (uint8 or float in [0,1])
-                    y: torch.Tensor, # labels [N]
-                    noise: tuple = NOISE_LEVELS, # Gaussian σ levels to test
-                    kinds: tuple = ('gaussian', 'colour2'), # noise kinds
-                   ) -> dict:
-    "Accuracy of each member and of the ensemble under added noise, and the share of ensemble predictions the noise flipped."
-    x, y, out = _float(x), torch.as_tensor(y), {}
-    for kind in kinds:
-        out[kind] = {}
-        for s in noise:
-            xn = add_noise(x, s, kind) if s > 0 else x
-            logits = oracle.member_logits(xn)
-            accs = {n: float(((l > 0).long().cpu() == y).float().mean()) for n, l in zip(oracle.members, logits)}
-            pred = (torch.sigmoid(logits).mean(0) > 0.5).long().cpu()
-            if s == noise[0]: clean = pred
-            accs['ensemble'] = float((pred == y).float().mean())
-            accs['ensemble_changed'] = float((pred != clean).float().mean())  # predictions the noise alone flipped
-            out[kind][str(s)] = accs
-    return out
-
-# %% ../../nbs/21_judge.oracle.ipynb #ce3e9a49
-BUDGET_WEIGHT = {'resnet18': 0.5, 'mobilenet_v2': 1.0, 'efficientnet_b0': 1.0}  # share of a --minutes budget
-RUN_FORMAT = 'dcf_teach-oracle-run/1'
-
-def start_run(out: str | Path, # the oracle folder; its work folder is `out/.work`
-              resume: bool, # keep (and check) an interrupted run's work folder
-              settings: dict, # everything that decides the result (not the time budget)
-             ) -> Path:
-    "The work folder of a run in `out`: emptied for a fresh run; on resume, checked to hold a run with the same settings."
-    work = Path(out)/'.work'
-    if not resume and work.exists(): shutil.rmtree(work)
-    if resume and (work/'run.json').is_file():
-        try: old = json.loads((work/'run.json').read_text())
-        except ValueError: old = {}
-        new = json.loads(json.dumps(settings))   # the JSON form (tuples -> lists), as written
-        diff = [k for k in sorted(set(old) | set(new)) if k != 'format' and old.get(k) != new.get(k)]
-        if diff:
-            raise UserError(f"--out {out} holds a run started with other settings ({', '.join(f'{k}: {old.get(k)!r} then, {new.get(k)!r} now' for k in diff[:3])}); "
-                            "rerun it with the same options, or pass --force to start over")
-    write_json_atomic(work/'run.json', {**settings, 'format': RUN_FORMAT})
-    return work
-
-def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
-                 classes: list[str] | str, # the two classes ('a,b' or a list)
-                 out: str | Path | None = None, # folder to save the oracle to (None: do not save)
-                 resolution: int = 32, # image side the members see
-                 members: tuple = MEMBERS, # which architectures
-                 epochs: int = 30, # max epochs per member
-                 minutes: float | None = None, # wall-clock budget for the whole ensemble
-                 patience: int = 5, # early-stopping patience (epochs)
-                 batch_size: int = 32, # training batch
-                 lr: float = 1e-3, # Adam learning rate
-                 texture: float = 0.25, # probability of each texture corruption
-                 width: float = 1.0, # width multiplier of the from-scratch members
-                 pretrained: bool = False, # start from the hub's ImageNet weights
-                 max_train: int | None = None, # cap on training images (class-balanced), None: all
-                 seed: int = 0, # seed
-                 device: str = 'cpu', # torch device
-                 progress: bool = True, # progress bars
-                 resume: bool = False, # continue the interrupted run in `out/.work` (else a fresh start)
-                ) -> Oracle:
-    "Train the ensemble, report held-out accuracies in `oracle.meta`, and save it to `out` if given."
-    classes = classes.split(',') if isinstance(classes, str) else list(classes)
-    if epochs < 1: raise UserError(f"--epochs must be at least 1, got {epochs}")
-    if minutes is not None and minutes <= 0: raise UserError(f"--minutes must be positive, got {minutes}")
-    t0 = time.monotonic()
-    dev = resolve_device(device)
-    classes, sp = load_splits(data, classes, resolution, progress)
-    (xt, yt), val, (xte, yte) = sp['train'], sp['val'], sp['test']
-    if max_train and len(xt) > max_train:
-        g = torch.Generator().manual_seed(seed); keep = torch.randperm(len(xt), generator=g)[:max_train].sort().values
-        xt, yt = xt[keep], yt[keep]
-    counts = {s: dict(zip(classes, torch.bincount(v[1], minlength=2).tolist())) for s, v in (('train', (xt, yt)), ('val', val), ('test', (xte, yte)))}
-    _log.info(f"training oracle {classes[0]} vs {classes[1]} on {counts}")
-    work = start_run(out, resume, {'data': str(data), 'classes': classes, 'resolution': resolution, 'members': list(members),
-                                   'epochs': epochs, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
-                                   'texture': texture, 'width': width, 'pretrained': pretrained, 'max_train': max_train,
-                                   'seed': seed, 'counts': counts}) if out is not None else None
-    trained, info = {}, {}
-    for k, name in enumerate(members):
-        deadline = None
-        if minutes is not None:  # share what is left by cost: ResNet's steps are ~2.5× cheaper than the others'
-            left, w = t0 + 60*minutes - time.monotonic(), [BUDGET_WEIGHT.get(n, 1.) for n in members[k:]]
-            deadline = time.monotonic() + max(left, 0)*w[0]/sum(w)
-        m = build_member(name, resolution, width, pretrained, seed=seed + k).to(dev)
-        t1 = time.monotonic()
-        m, rec = fit_member(m, (xt.to(dev), yt.to(dev)), (val[0].to(dev), val[1].to(dev)), epochs, patience, batch_size, lr,
-                            texture, seed + k, deadline, name, progress, None if work is None else work/name)
-        t0 -= max(0., rec['seconds'] - (time.monotonic() - t1))  # a resumed member's earlier time counts against --minutes
-        trained[name], info[name] = m.cpu().requires_grad_(False), rec
-        best_acc = max(h['val_acc'] for h in rec['history'])
-        if best_acc < 0.6: _log.warning(f"{name} stayed near chance (best validation accuracy {best_acc:.2f}); "
-                                        "train longer (--epochs/--minutes) or check the data")
-    oracle = Oracle(trained, classes, resolution)
-    res = oracle_accuracy(oracle, xte, yte) if len(xte) else None
-    for name in members:
-        info[name]['test_acc'] = res['gaussian']['0.0'][name] if res else None
-        _log.info(f"{name}: best epoch {info[name]['best_epoch']}, val loss {info[name]['val_loss']:.4f}, "
-                  f"test accuracy {info[name]['test_acc']}")
-    test_acc = {k: v for k, v in res['gaussian']['0.0'].items() if k != 'ensemble_changed'} if res else None
-    oracle.meta = {'members': info, 'test_accuracy': test_acc, 'robustness': res,
-                   'data': {'source': str(data), 'counts': counts},
-                   'training': {'epochs': epochs, 'minutes': minutes, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
-                                'optimizer': 'Adam', 'loss': 'BCEWithLogits', 'texture_p': texture, 'width': width,
-                                'pretrained': pretrained, 'seed': seed, 'max_train': max_train,
-                                'augmentation': 'hflip, affine (scale 0.8-1.2, shift 5%, rotation 10 deg), texture '
-                                                '(gaussian noise, blur, colour noise, blocks, posterise, patterns, jitter)',
-                                'seconds': round(time.monotonic() - t0, 1), 'threads': torch.get_num_threads()},
-                   'date': datetime.date.today().isoformat(), 'dcf_teach_version': __version__,
-                   'input': '[0,1] RGB, no ImageNet normalisation; resized to resolution (bilinear, antialiased)'}
-    if out is not None: save_oracle(oracle, out)
-    return oracle
-
 # %% ../../nbs/21_judge.oracle.ipynb #bc91f05b
 def model_card(path: str | Path, # an oracle folder
                name: str | None = None, # the folder's final name (default: its current name)
@@ -625,6 +286,49 @@ def model_card(path: str | Path, # an oracle folder
     L += ["", "Configs: see `oracle.json` (`members[*].config`). Weights: one safetensors file per member, SHA-256 "
           "recorded in `oracle.json` and checked on load.", ""]
     return "\n".join(L)
+
+# %% ../../nbs/21_judge.oracle.ipynb #f373dc13
+def float_images(x: torch.Tensor) -> torch.Tensor:
+    "uint8 images as float in [0, 1]; float images unchanged (as float32)."
+    return x.float()/255 if x.dtype == torch.uint8 else x.float()
+
+def add_noise(x: torch.Tensor, # [B,3,H,W] in [0,1]
+              sigma: float, # noise level
+              kind: str = 'gaussian', # 'gaussian' (per pixel and channel) or 'colour2' (uniform, 2×2 cells)
+              seed: int = 0, # noise seed
+             ) -> torch.Tensor:
+    "Test images with added high-frequency noise, for the robustness check."
+    g = torch.Generator().manual_seed(seed)
+    if kind == 'gaussian': n = torch.randn(x.shape, generator=g)
+    elif kind == 'colour2':
+        B, C, H, W = x.shape
+        n = F.interpolate(torch.rand((B, C, (H + 1)//2, (W + 1)//2), generator=g)*2 - 1, scale_factor=2, mode='nearest')[..., :H, :W]*math.sqrt(3)
+    else: raise ValueError(f"unknown noise kind {kind!r}")
+    return (x + sigma*n.to(x)).clamp(0, 1)
+
+NOISE_LEVELS = (0.0, 0.05, 0.1, 0.2)
+
+@torch.no_grad()
+def oracle_accuracy(oracle: Oracle, # the ensemble
+                    x: torch.Tensor, # images [N,3,R,R] (uint8 or float in [0,1])
+                    y: torch.Tensor, # labels [N]
+                    noise: tuple = NOISE_LEVELS, # Gaussian σ levels to test
+                    kinds: tuple = ('gaussian', 'colour2'), # noise kinds
+                   ) -> dict:
+    "Accuracy of each member and of the ensemble under added noise, and the share of ensemble predictions the noise flipped."
+    x, y, out = float_images(x), torch.as_tensor(y), {}
+    for kind in kinds:
+        out[kind] = {}
+        for s in noise:
+            xn = add_noise(x, s, kind) if s > 0 else x
+            logits = oracle.member_logits(xn)
+            accs = {n: float(((l > 0).long().cpu() == y).float().mean()) for n, l in zip(oracle.members, logits)}
+            pred = (torch.sigmoid(logits).mean(0) > 0.5).long().cpu()
+            if s == noise[0]: clean = pred
+            accs['ensemble'] = float((pred == y).float().mean())
+            accs['ensemble_changed'] = float((pred != clean).float().mean())  # predictions the noise alone flipped
+            out[kind][str(s)] = accs
+    return out
 
 # %% ../../nbs/21_judge.oracle.ipynb #07512dee
 def plot_robustness(results: dict, # name -> `oracle_accuracy` output

@@ -422,7 +422,7 @@ def deck_name(dataset: str, # dataset name or folder
 
 def _tiny_assets(dataset: str, classes, tmp: Path) -> tuple:
     "Shipped model and oracle of a named dataset if both exist, else the dummy assets (nbdev-test only)."
-    from dcf_teach.evaluation.evaluate import NAMED_DATASETS
+    from dcf_teach.data.registry import NAMED_DATASETS
     from dcf_teach.engine.models import shipped_models
     from dcf_teach.judge.oracle import shipped_oracles
     spec = NAMED_DATASETS.get(str(dataset).lower())
@@ -604,7 +604,7 @@ def cached(setup, # `EvalSetup` (its `cache` folder; None: no cache)
            **parts, # everything else the value depends on
           ) -> tuple[dict, Any]:
     "`compute()`, stored in the evaluation cache next to the counterfactuals, so a rebuilt deck only re-renders."
-    from dcf_teach.evaluation.evaluate import RecordCache, record_key
+    from dcf_teach.evaluation.cache import RecordCache, record_key
     if setup.cache is None: return compute()
     store = RecordCache(setup.cache)
     key = record_key(kind=kind, model=result.model_id, bank=result.bank_id, oracle=result.oracle_id, **parts)
@@ -868,7 +868,7 @@ DEMO_DECKS = (
 def demo_available(spec: dict, # an entry of `DEMO_DECKS`
                   ) -> bool:
     "True when the dataset's shipped model and oracle are installed."
-    from dcf_teach.evaluation.evaluate import NAMED_DATASETS
+    from dcf_teach.data.registry import NAMED_DATASETS
     from dcf_teach.engine.models import shipped_models
     from dcf_teach.judge.oracle import shipped_oracles
     ds = NAMED_DATASETS[spec['dataset']]

@@ -20,7 +20,7 @@ from ..core import UserError, atomic_path, get_logger, write_json_atomic, write_
 # %% auto #0
 __all__ = ['TRIAL_FIELDS', 'CONTROL', 'Trial', 'read_trials', 'write_trials', 'scores', 'GroupSummary', 'group_summary', 'TTest',
            'MannWhitney', 'Comparison', 'compare', 't_power', 'students_needed', 'ItemDifficulty', 'item_difficulty',
-           'confusion', 'violin_plot', 'QuizReport', 'write_report']
+           'confusion', 'violin_plot', 'QuizReport', 'jsonable', 'write_report']
 
 # %% ../../nbs/53_study.quiz.ipynb #e664ba53
 TRIAL_FIELDS = ('participant', 'group', 'stimulus', 'truth', 'answer', 'correct', 'rt_ms', 'elapsed_ms',
@@ -398,12 +398,12 @@ class QuizReport:
         d |= {'summary': {g: dataclasses.asdict(s) for g, s in self.summary.items()},
               'comparisons': {g: dataclasses.asdict(c) for g, c in self.comparisons.items()},
               'items': [dataclasses.asdict(i) for i in self.items]}
-        return _jsonable(d)
+        return jsonable(d)
 
-def _jsonable(o):
+def jsonable(o):
     "`o` with tuples as lists and NaN or infinity as None."
-    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
+    if isinstance(o, dict): return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [jsonable(v) for v in o]
     if isinstance(o, (float, np.floating)): return float(o) if math.isfinite(o) else None
     return o
 

@@ -137,7 +137,7 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
     "Train a LoRA adapter on `c`'s UNet; returns the run record (history, best step and metrics)."
     from tqdm.auto import tqdm
     from dcf_teach.train.encoder import budget_progress
-    from dcf_teach.judge.oracle import Tensors, drop_states, latest_state
+    from dcf_teach.train.oracle import Tensors, drop_states, latest_state
     if cfg.steps is None and cfg.minutes is None: raise UserError("give --steps or --minutes")
     out = Path(out); work = out/'.work'
     if not resume and work.exists(): shutil.rmtree(work)
