@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcf_teach.study.deck import DEMO_DECKS, demo_available
+from dcf_teach.study.runner import DEMO_DECKS, demo_available
 from dcf_teach.data.registry import NAMED_DATASETS
 from dcf_teach.engine.models import ASSETS_MODELS, load_components, shipped_models
 from dcf_teach.engine.settings import LIBRARY_EDIT_DEFAULTS, check_edit_defaults

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from dcf_teach.study import deck
+from dcf_teach import testing
+from dcf_teach.study import runner
 from dcf_teach.core import UserError
 from dcf_teach.study.site import find_decks
 
@@ -18,7 +20,7 @@ CONTRACT = ('dataset', 'classes', 'success_ratio', 'target_ratio', 'lpips', 'n_i
 @pytest.fixture(scope='module')
 def assets(tmp_path_factory):
     "A dummy model folder and a tiny random oracle (bouba, kiki)."
-    return deck.dummy_deck_assets(tmp_path_factory.mktemp('assets'))
+    return testing.dummy_deck_assets(tmp_path_factory.mktemp('assets'))
 
 
 def tiny(assets, cache, **kw):
@@ -84,10 +86,10 @@ def test_interrupt_and_resume(assets, clean, tmp_path):
     "A build stopped after 2 images resumes from the cache: same metrics.json (timings aside), same media bytes."
     out = tmp_path / 'decks' / 'kikibouba'
     with pytest.raises(UserError, match='stopped after 2 of 4'):
-        deck.run_deck(out, tiny(assets, tmp_path / 'cache', stop_after=2), TEMPLATE, progress=False)
+        runner.run_deck(out, tiny(assets, tmp_path / 'cache', stop_after=2), TEMPLATE, progress=False)
     assert not (out / 'metrics.json').exists() and not (out / 'deck.ipynb').exists()   # the site skips it
     assert (out / '.deck.partial.ipynb').exists()
-    nb = deck.run_deck(out, tiny(assets, tmp_path / 'cache'), TEMPLATE, progress=False)
+    nb = runner.run_deck(out, tiny(assets, tmp_path / 'cache'), TEMPLATE, progress=False)
     m = metrics(out)
     assert nb == out / 'deck.ipynb' and m['timing']['images_from_cache'] == 2 and m['timing']['images_searched'] == 2
     assert deck.without_timing(m) == deck.without_timing(metrics(clean))
@@ -115,7 +117,7 @@ def test_rebuild_prunes_stale_media(assets, clean, tmp_path):
     out = tmp_path / 'kikibouba'
     shutil.copytree(clean, out)
     (out / 'media' / 'flip_bouba_to_kiki_09.gif').write_bytes(b'stale')
-    deck.run_deck(out, tiny(assets, clean.parent.parent / 'cache', curve_images=0, n_interp=0), TEMPLATE, progress=False)
+    runner.run_deck(out, tiny(assets, clean.parent.parent / 'cache', curve_images=0, n_interp=0), TEMPLATE, progress=False)
     names = {p.name for p in (out / 'media').iterdir()}
     assert 'flip_bouba_to_kiki_09.gif' not in names and 'success_vs_closeness.png' not in names
     assert not any(n.startswith('interpolation_') for n in names) and 'study.mp4' in names

@@ -42,7 +42,7 @@ def with_edit_defaults(src: Path, dst: Path, edit_defaults) -> Path:
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     "Tiny kiki/bouba data, a dummy model folder without and one with edit_defaults, a tiny oracle, a bank file."
-    from dcf_teach.study.deck import dummy_deck_assets
+    from dcf_teach.testing import dummy_deck_assets
     tmp = tmp_path_factory.mktemp('edit-defaults')
     data = resolve_dataset('kikibouba', cache=tmp, n_per_class=40)
     plain, oracle = dummy_deck_assets(tmp / 'assets')
@@ -145,8 +145,8 @@ def test_bench_cli_explicit_omega_wins(cli, world, tmp_path):
 
 
 def test_deck_parameters_default_to_the_model(world):
-    from dcf_teach.study import deck
-    ps = deck.deck_parameters(Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb')
+    from dcf_teach.study import deck, runner
+    ps = runner.deck_parameters(Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb')
     assert {k: ps[k]['default'] for k in ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale')} == dict.fromkeys(
         ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale'), 'None')
     cfg = deck.resolve_deck_params(dict(dataset='kikibouba', n_images=4, n_study=2, n_examples=2, n_steps=6, curve_images=0,

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 import dcf_teach.study.site as S
+from dcf_teach.testing import example_deck
 from dcf_teach.core import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,8 +21,8 @@ N_GIFS = {'kikibouba': 2 + 2, 'fashion-mnist': 3 + 2}
 @pytest.fixture
 def decks(tmp_path):
     d = tmp_path / 'decks'
-    S.example_deck(d, 'kikibouba', thumbnail=True)
-    S.example_deck(d, 'fashion-mnist', ('tshirt', 'shirt'), n_flips=3,
+    example_deck(d, 'kikibouba', thumbnail=True)
+    example_deck(d, 'fashion-mnist', ('tshirt', 'shirt'), n_flips=3,
                    metrics={'dataset': 'fashion-mnist', 'gt_flip_rate': 0.5, 'seconds': 185})
     return d
 

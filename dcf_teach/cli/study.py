@@ -14,7 +14,8 @@ import click
 from ..core import UserError
 from .base import Command
 from ..evaluation.checks import check_adapter, check_model
-from ..study.deck import build_demo_decks, deck_name, deck_parameters, run_deck
+from ..study.runner import build_demo_decks, deck_parameters, run_deck
+from ..study.deck import deck_name
 from ..study.site import build_site, headline
 from ..study.explorer import VIEWS, bench_explorer
 from ..engine.settings import N_STEPS

@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/study.site.html.md"""
 
 # %% ../../nbs/51_study.site.ipynb #848dd2dc
 from __future__ import annotations
-import base64, copy, html, json, os, re, shutil, subprocess, tempfile
+import copy, html, json, os, re, shutil, subprocess, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,75 +21,10 @@ from ..core import UserError, atomic_path, get_logger, write_text_atomic
 _log = get_logger('dcf_teach.study.site')
 
 # %% auto #0
-__all__ = ['HEADLINE', 'DECK_CSS', 'INDEX_CSS', 'INTRO', 'LEGEND', 'MARKER', 'example_deck', 'Deck', 'find_decks', 'headline',
-           'deck_subtitle', 'local_refs', 'remote_refs', 'gifs_as_html', 'prepare_notebook', 'deck_page',
-           'copy_deck_files', 'publish_deck_page', 'index_page', 'listing_items', 'write_listing', 'build_preview',
-           'find_project', 'build_quarto', 'build_site']
-
-# %% ../../nbs/51_study.site.ipynb #fa17428a
-def _shape(spikes: float, hue: int, size: int = 32) -> 'np.ndarray':
-    "A disc (`spikes=0`) or a 6-pointed star on a dark background, float HxWx3 in [0,1]."
-    import numpy as np
-    from PIL import Image, ImageDraw
-    S = size * 4; c = S / 2; r = S * 0.3
-    th = np.linspace(0, 2 * np.pi, 240, endpoint=False)
-    rad = r * (1 + spikes * np.cos(6 * th))
-    fg = [(235, 140, 50), (90, 200, 120), (220, 90, 160), (240, 210, 70)][hue % 4]
-    im = Image.new('RGB', (S, S), (30, 60, 110))
-    ImageDraw.Draw(im).polygon(list(zip(c + rad * np.cos(th), c + rad * np.sin(th))), fill=fg)
-    return np.asarray(im.resize((size, size), Image.Resampling.BOX), dtype=np.float32) / 255
-
-# %% ../../nbs/51_study.site.ipynb #2166847f
-def example_deck(root: str | Path, # folder that holds decks; the deck goes to root/name
-                 name: str = 'kikibouba', # deck folder name
-                 classes: Sequence[str] = ('bouba', 'kiki'), # the two class names
-                 n_flips: int = 2, # flip GIFs written to media/
-                 metrics: dict | None = None, # metrics.json entries to add or override (None values drop a key)
-                 thumbnail: bool = False, # also write thumbnail.png
-                ) -> Path:
-    "A tiny synthetic deck in the deck-folder format, with made-up metrics (for tests and docs)."
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-    from PIL import Image
-    from dcf_teach import render
-    deck = Path(root) / name; media = deck / 'media'
-    media.mkdir(parents=True, exist_ok=True)
-    a, b = classes
-    for i in range(n_flips):
-        render.flip_gif(_shape(0., i), _shape(0.45, i), media / f'flip_{i}.gif', labels=(a, b), probs=(0.93, 0.88))
-    over = Image.fromarray(render.to_uint8(render.difference_overlay(_shape(0., 0), _shape(0.45, 0))))
-    over = over.resize((128, 128), Image.Resampling.NEAREST)
-    with atomic_path(media / 'overlay_0.png') as t: over.save(t, format='PNG')
-    if thumbnail:
-        with atomic_path(deck / 'thumbnail.png') as t: over.save(t, format='PNG')
-    m = dict(dataset=name, classes=list(classes), success_ratio=0.875, target_ratio=0.8, lpips=0.1234,
-             n_images=8, seconds=42.5)
-    m = {k: v for k, v in {**m, **(metrics or {})}.items() if v is not None}
-    gif0 = base64.b64encode((media / 'flip_0.gif').read_bytes()).decode()
-    png0 = base64.b64encode((media / 'overlay_0.png').read_bytes()).decode()
-    flips = '\n'.join(f'![{a} to {b}, pair {i}](media/flip_{i}.gif)' for i in range(n_flips))
-    cells = [
-        new_markdown_cell(f'# {name}: {a} or {b}?\n\nA synthetic deck made by `example_deck`.'),
-        new_code_cell('#| echo: false\nfrom IPython.display import HTML, Image', execution_count=1),
-        new_markdown_cell(f'## {a} → {b}\n\n{flips}'),
-        new_code_cell(f"HTML('<img src=\"media/flip_{n_flips - 1}.gif\" alt=\"last flip\">')", execution_count=2,
-                      outputs=[new_output('execute_result', execution_count=2,
-                          data={'text/html': f'<img src="media/flip_{n_flips - 1}.gif" alt="last flip">',
-                                'text/plain': '<IPython.core.display.HTML object>'})]),
-        new_code_cell("Image('media/flip_0.gif')", execution_count=3,
-                      outputs=[new_output('execute_result', execution_count=3,
-                          data={'image/gif': gif0, 'text/plain': '<IPython.core.display.Image object>'})]),
-        new_markdown_cell('## Where the pixels changed'),
-        new_code_cell("Image('media/overlay_0.png')", execution_count=4,
-                      outputs=[new_output('display_data', data={'image/png': png0, 'text/plain': '<Image>'})]),
-        new_code_cell('print(metrics)', execution_count=5,
-                      outputs=[new_output('stream', name='stdout', text=json.dumps(m) + '\n')]),
-    ]
-    nb = new_notebook(cells=cells, metadata={'kernelspec': {'name': 'python3', 'display_name': 'Python 3',
-                                                            'language': 'python'}})
-    with atomic_path(deck / 'deck.ipynb') as t: nbformat.write(nb, str(t))
-    write_text_atomic(deck / 'metrics.json', json.dumps(m, indent=2, sort_keys=True) + '\n')
-    return deck
+__all__ = ['HEADLINE', 'DECK_CSS', 'INDEX_CSS', 'INTRO', 'LEGEND', 'MARKER', 'Deck', 'find_decks', 'headline', 'deck_subtitle',
+           'local_refs', 'remote_refs', 'gifs_as_html', 'prepare_notebook', 'deck_page', 'copy_deck_files',
+           'publish_deck_page', 'index_page', 'listing_items', 'write_listing', 'build_preview', 'find_project',
+           'build_quarto', 'build_site']
 
 # %% ../../nbs/51_study.site.ipynb #0888cffc
 @dataclass
