@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import atomic_path, write_text_atomic
+from .engine.models import dummy_components, save_components
+from .judge.oracle import Oracle, build_member, save_oracle
+from .data.kikibouba import kikibouba_records
+from . import render
 
 # %% auto #0
 __all__ = ['shape_image', 'dummy_deck_assets', 'example_deck']
@@ -34,14 +38,11 @@ def dummy_deck_assets(root: str | Path, # folder to write into (model/ and oracl
                       resolution: int = 32, # image side
                      ) -> tuple[Path, Path]:
     "Save a dummy model folder and a tiny random oracle; returns (model_dir, oracle_dir)."
-    from dcf_teach.engine.models import dummy_components, save_components
-    from dcf_teach.judge.oracle import Oracle, build_member, save_oracle
     root = Path(root)
     mdir, odir = root / 'model', root / 'oracle'
     if not (mdir / 'unet').is_dir(): save_components(dummy_components(latent=False, resolution=resolution), mdir)
     if not (odir / 'oracle.json').is_file():
         import torch
-        from dcf_teach.data.kikibouba import kikibouba_records
         net = build_member('resnet18', resolution, width=0.25, seed=0).eval()
         x = torch.stack([torch.from_numpy(r[3].copy()).permute(2, 0, 1).float() / 255
                          for r in kikibouba_records(8, resolution, seed=1)])
@@ -66,7 +67,6 @@ def example_deck(root: str | Path, # folder that holds decks; the deck goes to r
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
     from PIL import Image
-    from dcf_teach import render
     deck = Path(root) / name; media = deck / 'media'
     media.mkdir(parents=True, exist_ok=True)
     a, b = classes

@@ -13,6 +13,11 @@ import click
 
 from ..core import UserError, get_logger
 from .base import Group
+from ..evaluation.checks import check_output
+from ..data.folder import load_dataset, check_dataset
+from ..data.kikibouba import make_kikibouba
+from ..data.accretion import make_accretion
+from ..data.fashion_mnist import export_fashion_mnist
 
 # %% auto #0
 __all__ = ['data_cli', 'kikibouba_cmd', 'accretion_cmd', 'fashion_mnist_cmd', 'check_cmd']
@@ -35,11 +40,9 @@ def _gen_options(f):
 
 def _check_out(out: Path, force: bool):
     "Refuse an --out that cannot be written, before anything is generated."
-    from dcf_teach.evaluation.checks import check_output
     check_output(out, '--out', 'dir', empty=not force, hint=' (use --force to replace it)')
 
 def _done(out: Path):
-    from dcf_teach.data.folder import load_dataset
     ds = load_dataset(out)
     n = {c: int((ds.labels == k).sum()) for k, c in enumerate(ds.classes)}
     click.echo(f"wrote {len(ds)} images to {out} (" + ', '.join(f'{c}: {v}' for c, v in n.items()) + ')')
@@ -49,7 +52,6 @@ def _done(out: Path):
 @_gen_options
 def kikibouba_cmd(out, n_per_class, size, seed, force):
     "Spiky (kiki) vs round (bouba) shapes with known colours, position, area and rotation."
-    from dcf_teach.data.kikibouba import make_kikibouba
     _check_out(out, force)
     _done(make_kikibouba(out, n_per_class=n_per_class, size=size, seed=seed, force=force))
 
@@ -58,7 +60,6 @@ def kikibouba_cmd(out, n_per_class, size, seed, force):
 @_gen_options
 def accretion_cmd(out, n_per_class, size, seed, force):
     "Toy black-hole images: MAD (prominent ring, clumpy wisps) vs SANE, with overlapping features."
-    from dcf_teach.data.accretion import make_accretion
     _check_out(out, force)
     _done(make_accretion(out, n_per_class=n_per_class, size=size, seed=seed, force=force))
 
@@ -72,7 +73,6 @@ def accretion_cmd(out, n_per_class, size, seed, force):
 @click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
 def fashion_mnist_cmd(classes, out, n_per_class, source, size, force):
     "Export Fashion-MNIST classes (official train/test split, plus a val split carved from train)."
-    from dcf_teach.data.fashion_mnist import export_fashion_mnist
     _check_out(out, force)   # --classes and --source are checked by `export_fashion_mnist` before it writes
     _done(export_fashion_mnist(out, classes, n_per_class=n_per_class, source=source, size=size, force=force))
 
@@ -82,6 +82,5 @@ def fashion_mnist_cmd(classes, out, n_per_class, source, size, force):
 @click.option('--skip-bad', is_flag=True, help='Report unreadable, truncated, huge and duplicate images as skipped instead of failing.')
 def check_cmd(source, skip_bad):
     "Validate a dataset folder (SOURCE/<class>/<image>) or CSV manifest (path,label[,split]) and summarise it."
-    from dcf_teach.data.folder import check_dataset
     report = check_dataset(source, skip_bad=skip_bad, progress=sys.stderr.isatty())
     click.echo(report.format())

@@ -17,6 +17,7 @@ from ..evaluation.doctor import THRESHOLDS, environment, run_checks
 from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle,
                                          check_output)
 from ..core import default_cache_dir
+from ..engine.methods import METHODS
 from ..evaluation.bench import _summary, run_bench, save_grid
 
 # %% auto #0
@@ -32,6 +33,7 @@ __all__ = ['bench_cli', 'doctor_cli']
 @click.option('--oracle', default=None, help="Oracle folder or shipped name (default: the dataset's shipped oracle).")
 @edit_options()
 @click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: try the T_skip fractions in order, highest first.')
+@click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)), help="DIFFusion, or a baseline: 'sdedit' (plain forward noise, no inversion) or 'prototype' (the target class mean instead of the direction).")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
 @click.option('--device', default='cpu', show_default=True, help="Torch device ('auto' picks CUDA if present).")
@@ -45,7 +47,7 @@ __all__ = ['bench_cli', 'doctor_cli']
 @click.option('--grid', default=None, type=click.Path(path_type=Path), help='Write the grid of 12 originals vs counterfactuals here.')
 @click.option('--records', default=None, type=click.Path(path_type=Path), help='Write one JSON line per image here.')
 @click.pass_context
-def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, batch_size, adapter, device, no_control, no_reconstruction,
+def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, method, batch_size, adapter, device, no_control, no_reconstruction,
               speed_check, cache, no_cache, as_json, out, grid, records):
     "Measure DIFFusion on held-out images: success over all images, closeness, identity, control, cost."
     if ctx.invoked_subcommand is not None: return
@@ -59,7 +61,7 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, batch_size,
     check_model(model); check_oracle(oracle); check_adapter(adapter); check_device(device)
     check_dataset_spec(dataset, classes, '--dataset')
     rep = run_bench(dataset, classes, n, model, oracle, edit, batch_size, adapter, device, cache, not no_control,
-                    not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty(), search=search)
+                    not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty(), search=search, method=method)
     text = rep.json()
     if out is not None: write_text_atomic(out, text + '\n')
     grid = grid or (out.with_name(out.stem + '_grid.png') if out is not None else None)

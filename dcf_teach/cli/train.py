@@ -20,6 +20,8 @@ from ..engine.adapters import ADAPTER_META, read_adapter_meta
 from ..train.lora import LoraTrainConfig, finish_interrupted_swap, prepare_lora_data, train_lora
 from ..judge.oracle import MEMBERS, Oracle, load_oracle
 from ..train.oracle import train_oracle
+from ..train.encoder import EncoderTrainConfig, augment_config
+from ..train.decoder import DecoderTrainConfig, train_model
 
 # %% auto #0
 __all__ = ['train_cli', 'decoder_cmd', 'oracle_cmd', 'lora_cmd']
@@ -53,10 +55,7 @@ def decoder_cmd(data, out, minutes, steps, encoder_minutes, encoder_steps, resol
                 batch_size, name, resume, checkpoint_minutes, threads, seed):
     "Train an embedded-default model on DATA: contrastive encoder, embedding check, then the decoder."
     import torch
-    from dcf_teach.train.encoder import EncoderTrainConfig, augment_config
-    from dcf_teach.train.decoder import DecoderTrainConfig, train_model
     if threads: torch.set_num_threads(threads)
-    from dcf_teach.evaluation.checks import check_classes, check_dataset, check_output
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
     check_dataset(data, '--data', check_classes(classes, '--classes', n=None) if classes else None)
     check_output(out, '--out', 'dir')

@@ -15,6 +15,10 @@ import numpy as np
 import torch
 
 from ..core import UserError, default_cache_dir, get_logger
+from .folder import load_dataset
+from .kikibouba import make_kikibouba, classify_kikibouba, measure_kikibouba
+from .accretion import make_accretion, accretion_score, classify_accretion, measure_accretion
+from .fashion_mnist import export_fashion_mnist, fashion_class
 
 log = get_logger(__name__)
 
@@ -46,15 +50,12 @@ class EvalDataset:
               resolution: int | None = None, # square side (None: as stored)
              ):
         "The `ImageDataset` of one split, restricted to the two classes."
-        from dcf_teach.data.folder import load_dataset
         return load_dataset(self.root, split=split, resolution=resolution, classes=list(self.classes))
 
 # %% ../../nbs/04a_data.registry.ipynb #567b1801
 def _generated(name: str, folder: Path, n_per_class: int, progress: bool) -> Path:
     "Generate a procedural dataset into `folder` once (deterministic; safe if another process races us)."
     if (folder/'dataset.json').is_file(): return folder
-    from dcf_teach.data.kikibouba import make_kikibouba
-    from dcf_teach.data.accretion import make_accretion
     make = {'kikibouba': make_kikibouba, 'accretion': make_accretion}[name]
     log.info(f"generating {name} ({n_per_class} per class, seed {DATA_SEED}) into {folder}")
     try: make(folder, n_per_class=n_per_class, size=32, seed=DATA_SEED, progress=progress)
@@ -65,7 +66,6 @@ def _generated(name: str, folder: Path, n_per_class: int, progress: bool) -> Pat
 def _exported(classes: list[str], folder: Path, progress: bool) -> Path:
     "Export two Fashion-MNIST classes into `folder` once."
     if (folder/'dataset.json').is_file(): return folder
-    from dcf_teach.data.fashion_mnist import export_fashion_mnist
     log.info(f"exporting Fashion-MNIST {','.join(classes)} into {folder}")
     try: export_fashion_mnist(folder, classes, size=28, progress=progress)
     except UserError:
@@ -95,14 +95,12 @@ def resolve_dataset(name: str | Path, # 'kikibouba', 'accretion', 'fashion-mnist
         root = _generated(key, cache/'data'/f'{key}-seed{DATA_SEED}-n{n_per_class}-32px', n_per_class, progress)
         return EvalDataset(key, root, spec['classes'], spec['model'], '-'.join(spec['classes']), spec['ground_truth'])
     if key in ('fashion-mnist', 'fashion_mnist', 'fashionmnist'):
-        from dcf_teach.data.fashion_mnist import fashion_class
         cls = _two([fashion_class(c) for c in classes] if classes else NAMED_DATASETS['fashion-mnist']['classes'], key)
         root = _exported(list(cls), cache/'data'/f'fashion-mnist-{cls[0]}-{cls[1]}-28px', progress)
         return EvalDataset('fashion-mnist', root, cls, 'fashion-mnist', '-'.join(cls), None)
     p = Path(name).expanduser()
     if not p.exists():
         raise UserError(f"--dataset {name}: not kikibouba, accretion, fashion-mnist or an existing folder")
-    from dcf_teach.data.folder import load_dataset
     ds = load_dataset(p, classes=list(classes) if classes else None)
     if len(ds.classes) != 2:
         raise UserError(f"--dataset {name} has {len(ds.classes)} classes ({', '.join(ds.classes)}); choose two with --classes A,B")
@@ -128,10 +126,8 @@ def measure_ground_truth(kind: str, # 'kikibouba' or 'accretion'
     with np.errstate(all='ignore'):
         try:
             if kind == 'kikibouba':
-                from dcf_teach.data.kikibouba import classify_kikibouba, measure_kikibouba
                 m = measure_kikibouba(_u8(image)); return {**m, 'class': classify_kikibouba(m), 'feature': m['solidity']}
             if kind == 'accretion':
-                from dcf_teach.data.accretion import accretion_score, classify_accretion, measure_accretion
                 m = measure_accretion(_u8(image)); return {**m, 'class': classify_accretion(m), 'feature': float(accretion_score(m))}
         except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as e:
             log.debug(f"ground-truth measurement failed ({type(e).__name__}: {e})")

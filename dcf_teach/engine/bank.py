@@ -15,6 +15,7 @@ import torch
 
 from .. import __version__
 from ..core import UserError, get_logger, tensors_sha256, warn_once, write_json_atomic, write_tensors
+from .embeddings import embed_images
 
 _log = get_logger(__name__)
 
@@ -215,7 +216,6 @@ def bank_from_dataset(c, # `Components`
                       split: str = 'train', # recorded in the bank
                      ) -> DirectionBank:
     "Embed `ds` with `c`'s encoder and build its direction bank."
-    from dcf_teach.engine.embeddings import embed_images
     emb, hashes = embed_images(c, ds, batch_size=batch_size, cache=cache, progress=progress, desc='bank embeddings')
     labels = ds.labels
     stab = direction_stability(emb, labels, classes=ds.classes) if len(ds.classes) >= 2 and min(

@@ -20,8 +20,8 @@ from .inversion import Inversion, invert, regenerate, resolve_t_skip
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['DEFAULT_OMEGAS', 'edit_embedding', 'EditParams', 'Sweep', 'sweep', 'counterfactuals', 'interpolation_frames',
-           'save_png_atomic', 'parse_t_skip', 'pick_source']
+__all__ = ['DEFAULT_OMEGAS', 'edit_embedding', 'prototype_embedding', 'EditParams', 'Sweep', 'sweep', 'counterfactuals',
+           'interpolation_frames', 'save_png_atomic', 'parse_t_skip', 'pick_source']
 
 # %% ../../nbs/14_engine.counterfactual.ipynb #9351f7fa
 def edit_embedding(c: torch.Tensor, # [B,D] (or [D]) CLIP image embeddings
@@ -33,6 +33,14 @@ def edit_embedding(c: torch.Tensor, # [B,D] (or [D]) CLIP image embeddings
     w = torch.as_tensor(omega, dtype=torch.float32, device=c.device)
     if w.ndim == 1: w = w[:, None]
     return c + w * c.norm(dim=-1, keepdim=True) * d     # = ‖c‖(ĉ + ωd), exact at ω = 0
+
+def prototype_embedding(c: torch.Tensor, # [B,D] (or [D]) CLIP image embeddings
+                        target_mean: torch.Tensor, # [D] or [B,D] mean embedding of the target class
+                       ) -> torch.Tensor:
+    "c' = ‖c‖·μ̂/‖μ̂‖: the target class's prototype at the image's own norm (the class-prompt baseline)."
+    c = c.float(); m = target_mean.float().to(c.device)
+    return c.norm(dim=-1, keepdim=True) * m / m.norm(dim=-1, keepdim=True)
+
 
 # %% ../../nbs/14_engine.counterfactual.ipynb #c156ec60
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['prev_timestep', 'reverse_step', 'step_sigma', 'resolve_t_skip', 'Inversion', 'sample_xts', 'per_image_embeds',
-           'invert', 'extend_inversion', 'regenerate', 'ddim_sample']
+           'invert', 'extend_inversion', 'regenerate', 'forward_noise', 'ddim_sample']
 
 # %% ../../nbs/13_engine.inversion.ipynb #b8950a03
 def prev_timestep(scheduler, t: int, n_steps: int) -> int:
@@ -84,8 +84,8 @@ class Inversion:
     def batch_size(self) -> int: return self.xts.shape[0]
     @property
     def nfe_per_step(self) -> int:
-        "UNet evaluations per image and step of this inversion."
-        return 2 if self.condition == 'source' and self.guidance_scale != 1 else 1
+        "UNet evaluations per image and step of this inversion (0: plain forward noise, no UNet)."
+        return 0 if self.condition == 'forward' else 2 if self.condition == 'source' and self.guidance_scale != 1 else 1
     def options(self) -> dict:
         "The options, for run records."
         return dict(n_steps=self.n_steps, inversion=self.condition,
@@ -210,6 +210,26 @@ def regenerate(c: Components, # the models
         eps, n = guided_eps(c, x[act], t, emb[act], neg, guidance_scale); nfe += n
         x[act] = sched.step(eps, t, x[act], eta=1.0, variance_noise=inv.zs[idx[act], N - 1 - j]).prev_sample
     return x, nfe
+
+# %% ../../nbs/13_engine.inversion.ipynb #95d8aed0
+@torch.no_grad()
+def forward_noise(c: Components, # the models
+                  images: torch.Tensor, # [B,3,R,R] in [0,1]
+                  n_steps: int = 100, # N
+                  seed: int = 0, # run seed, mixed with each image's content hash
+                  embeds: torch.Tensor | None = None, # the images' CLIP embeddings, if already computed
+                 ) -> Inversion:
+    "SDEdit's start as an `Inversion`: q-samples of every timestep and fresh N(0, I) noise maps, no UNet call."
+    images = images.float()
+    sched = make_scheduler(c.scheduler.config); sched.set_timesteps(n_steps)
+    hashes = [image_key(im) for im in images]
+    seeds = [seed_from(h, seed) for h in hashes]
+    x0 = encode_images(c, images)
+    emb = (per_image_embeds(c, images) if embeds is None else embeds.float()).to(c.device)
+    xts = sample_xts(sched, x0, seeds)
+    zs = torch.stack([torch.randn((n_steps, *x0.shape[1:]), generator=torch.Generator('cpu').manual_seed(seed_from(h, seed, 'sdedit')))
+                      for h in hashes]).to(x0.device)
+    return Inversion(xts, zs, sched.timesteps.clone(), emb, emb, 'forward', 1.0, False, 0, seeds, hashes, 0, seed)
 
 # %% ../../nbs/13_engine.inversion.ipynb #f83aca55
 @torch.no_grad()

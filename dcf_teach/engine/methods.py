@@ -17,7 +17,8 @@ from .settings import EditSettings
 from .search import minimal_edit_search
 
 # %% auto #0
-__all__ = ['SEARCHES', 'EditRequest', 'MethodResult', 'CounterfactualMethod', 'DIFFusion']
+__all__ = ['SEARCHES', 'METHODS', 'EditRequest', 'MethodResult', 'CounterfactualMethod', 'TSkipSearch', 'DIFFusion', 'SDEdit',
+           'Prototype', 'make_method']
 
 # %% ../../nbs/15a_engine.methods.ipynb #df24ca40
 @dataclass(frozen=True, eq=False)
@@ -27,10 +28,11 @@ class EditRequest:
     sources: Sequence[int] # class index of each image
     targets: Sequence[int] # class index each image is edited towards
     directions: torch.Tensor | None = None # [B,D] μ̂_target − μ̂_source of each image (from the bank), if the method uses them
+    target_means: torch.Tensor | None = None # [B,D] μ̂_target of each image (from the bank), if the method uses them
 
     def __post_init__(self):
         n = len(self.images)
-        if len(self.sources) != n or len(self.targets) != n or (self.directions is not None and len(self.directions) != n):
+        if len(self.sources) != n or len(self.targets) != n or any(x is not None and len(x) != n for x in (self.directions, self.target_means)):
             raise ValueError(f"an EditRequest needs one source, target and direction per image ({n} images)")
     def __len__(self): return len(self.images)
 
@@ -59,9 +61,9 @@ class CounterfactualMethod(Protocol):
 # %% ../../nbs/15a_engine.methods.ipynb #bc542890
 SEARCHES = ('linear',) # 'linear': the released protocol, T_skip fractions highest first
 
-class DIFFusion:
-    "DIFFusion's minimal-edit search as a `CounterfactualMethod`."
-    name = 'diffusion'
+class TSkipSearch:
+    "A minimal-edit search over T_skip (`engine.search.minimal_edit_search`) as a `CounterfactualMethod`."
+    name, start, embedding = 'tskip-search', 'inversion', 'shift'
     def __init__(self, oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]: the verdict the search stops on
                  search: str = 'linear', # one of `SEARCHES`
                 ):
@@ -69,16 +71,39 @@ class DIFFusion:
         self.oracle, self.search = oracle, search
 
     def fingerprint(self) -> str: return f"{self.name}/{self.search}"   # the oracle's weights are keyed by the caller
-    def __repr__(self): return f"DIFFusion(search={self.search!r})"
+    def __repr__(self): return f"{type(self).__name__}(search={self.search!r})"
 
     def __call__(self, c: Components, request: EditRequest, edit: EditSettings, progress: bool = False) -> list[MethodResult]:
-        if request.directions is None: raise ValueError("DIFFusion needs each image's class-mean direction (from a bank)")
+        d = request.target_means if self.embedding == 'prototype' else request.directions
+        if d is None: raise ValueError(f"{self.name} needs each image's class-mean {'target' if self.embedding == 'prototype' else 'direction'} (from a bank)")
         e = edit.resolve(c)
-        per_step = e.nfe_inversion_step + e.nfe_regeneration_step
+        per_step = (e.nfe_inversion_step if self.start == 'inversion' else 0) + e.nfe_regeneration_step
         out = []
-        for r in minimal_edit_search(c, request.images, request.directions, self.oracle, e, progress=progress):
+        for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress):
             k = r.t_skip if r.flipped else r.tried[-1][0]
             out.append(MethodResult(r.counterfactual, int(r.nfe), int((e.n_steps - k) * per_step), int(r.nfe_reference_protocol),
                                     r.t_skip, bool(r.flipped), float(r.p_original), float(r.p_counterfactual),
                                     bool(r.confident), [(int(a), float(b)) for a, b in r.tried]))
         return out
+
+class DIFFusion(TSkipSearch):
+    "DIFFusion: edit-friendly inversion, c' = ‖c‖(ĉ + ωd), the smallest T_skip that flips the oracle."
+    name, start, embedding = 'diffusion', 'inversion', 'shift'
+
+class SDEdit(TSkipSearch):
+    "Baseline: DIFFusion's c' from plain forward noise (SDEdit) instead of the edit-friendly inversion."
+    name, start, embedding = 'sdedit', 'forward', 'shift'
+
+class Prototype(TSkipSearch):
+    "Baseline: regenerate from the inversion with the target class's mean embedding at ‖c‖ (the class-prompt analogue)."
+    name, start, embedding = 'prototype', 'inversion', 'prototype'
+
+METHODS = {m.name: m for m in (DIFFusion, SDEdit, Prototype)} # the methods a command can name
+
+def make_method(name: str, # a key of `METHODS`
+                oracle: Callable, # the oracle its search stops on
+                search: str = 'linear', # one of `SEARCHES`
+               ) -> CounterfactualMethod:
+    "The method called `name`, stopping on `oracle`."
+    if name not in METHODS: raise UserError(f"method {name!r} is not available (use {', '.join(METHODS)})")
+    return METHODS[name](oracle, search)

@@ -14,14 +14,14 @@ import torch
 
 from ..core import get_logger
 from .models import Components, decode_latents
-from .inversion import Inversion, extend_inversion, invert, regenerate, resolve_t_skip
-from .counterfactual import edit_embedding
+from .inversion import Inversion, extend_inversion, forward_noise, invert, regenerate, resolve_t_skip
+from .counterfactual import edit_embedding, prototype_embedding
 from .settings import REFERENCE_FRACTIONS, EditSettings
 
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['SearchResult', 'oracle_probs', 'minimal_edit_search']
+__all__ = ['STARTS', 'EMBEDDINGS', 'SearchResult', 'oracle_probs', 'minimal_edit_search']
 
 # %% ../../nbs/15_engine.search.ipynb #9e2ff2dd
 @dataclass(frozen=True, eq=False)
@@ -48,6 +48,9 @@ class SearchResult:
                                               'confident')}
 
 # %% ../../nbs/15_engine.search.ipynb #9de47010
+STARTS = ('inversion', 'forward') # where a try starts: edit-friendly inversion, or plain forward noise (SDEdit)
+EMBEDDINGS = ('shift', 'prototype') # how c' is made: c + ω‖c‖d, or the target prototype at ‖c‖
+
 def oracle_probs(oracle, # images [n,3,H,W] in [0,1] -> P(class 1) [n] (tensor or array)
                  x: torch.Tensor, # the images
                 ) -> np.ndarray:
@@ -63,9 +66,13 @@ def minimal_edit_search(c: Components, # the models
                         directions: torch.Tensor, # [D] or [B,D]: d = μ̂_target − μ̂_source of each image
                         oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]
                         edit: EditSettings = EditSettings(), # ω, N, CFG, inversion, T_skip fractions, min_confidence, seed (None: the model's)
+                        start: str = 'inversion', # 'inversion': edit-friendly (DIFFusion); 'forward': plain forward noise (SDEdit)
+                        embedding: str = 'shift', # 'shift': c' = ‖c‖(ĉ + ωd); 'prototype': c' = ‖c‖·d̂ (`directions` = target class means)
                         progress: bool = False, # tqdm bars
                        ) -> list[SearchResult]:
     "Minimal-edit search: the first T_skip (highest first) whose oracle prediction flips with `min_confidence`."
+    if start not in STARTS: raise ValueError(f"start must be one of {STARTS}, not {start!r}")
+    if embedding not in EMBEDDINGS: raise ValueError(f"embedding must be one of {EMBEDDINGS}, not {embedding!r}")
     e = edit.resolve(c)                          # the model's recommended settings where none were given
     if not 0.5 <= e.min_confidence < 1: raise ValueError(f"min_confidence must be in [0.5, 1), got {e.min_confidence}")
     B, N, omega, min_confidence = len(images), e.n_steps, e.omega, e.min_confidence
@@ -79,9 +86,10 @@ def minimal_edit_search(c: Components, # the models
     for k in ks:
         if not active: break
         if inv is None:
-            inv = invert(c, images[active], N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, k, e.seed, progress=progress)
+            inv = (invert(c, images[active], N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, k, e.seed, progress=progress)
+                   if start == 'inversion' else forward_noise(c, images[active], N, e.seed))
         elif k < inv.min_t_skip: inv = extend_inversion(c, inv, k, progress=progress)
-        emb = edit_embedding(inv.embeds, d[active], omega)
+        emb = edit_embedding(inv.embeds, d[active], omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d[active])
         x, nfe = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress)
         ims = decode_latents(c, x)
         p = oracle_probs(oracle, ims)
@@ -96,7 +104,7 @@ def minimal_edit_search(c: Components, # the models
         if len(keep) < len(active):
             active = [active[i] for i in keep]
             inv = inv.select(keep) if keep else None
-    mult = e.nfe_inversion_step
+    mult = e.nfe_inversion_step if start == 'inversion' else 0   # forward noise costs no UNet call
     if not ks: return []
     out = []
     for b in range(B):

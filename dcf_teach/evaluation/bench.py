@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..core import get_logger
+from ..core import get_logger, atomic_path
 from ..engine.settings import EditSettings
-from ..engine.methods import DIFFusion
+from ..engine.methods import make_method
 from ..data.registry import N_PER_CLASS
 from .evaluate import (EvalResult, HeldOut, evaluate, evaluate_setup, prepare, reconstruction_errors)
+from .cache import jsonable
 
 log = get_logger(__name__)
 
@@ -105,14 +106,15 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
               n_per_class: int = N_PER_CLASS, # generated images per class (procedural data)
               cache_results: bool = True, # cache counterfactuals and records
               progress: bool = False, # progress bars
-              search: str = 'linear', # DIFFusion's minimal-edit search (`methods.SEARCHES`)
+              search: str = 'linear', # the minimal-edit search (`methods.SEARCHES`)
+              method: str = 'diffusion', # a key of `methods.METHODS`: DIFFusion or a baseline
              ) -> BenchReport:
     "Run the benchmark and return its report."
     t0 = time.perf_counter()
     su = prepare(dataset, classes, n, model, oracle, adapter, device, cache, n_per_class, cache_results, progress)
     given = edit.sources(su.components)
     edit = edit.resolve(su.components)      # the model's recommended edit settings where none were given
-    method = DIFFusion(su.oracle, search)   # the released protocol: the search stops on the judge's verdict
+    method = make_method(method, su.oracle, search)   # as in the released protocol, the search stops on the judge's verdict
     res = evaluate_setup(su, edit, batch_size, progress, method)
     m = res.metrics()
     rep = {'dataset': su.data.name, 'classes': list(su.data.classes), 'model': su.model, 'oracle': su.oracle_name,
@@ -142,7 +144,6 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
                   ((len(ctl) - ctl.computed) if ctl else 0), 'wall_seconds': round(time.perf_counter() - t0, 2),
                   'library_version': __version__}
     rep['thresholds'] = check_thresholds(rep)
-    from dcf_teach.evaluation.cache import jsonable
     return BenchReport(jsonable(rep), res, ctl)
 
 # %% ../../nbs/31_evaluation.bench.ipynb #e7646d38
@@ -184,7 +185,6 @@ def save_grid(fig, # a matplotlib figure (e.g. `EvalResult.grid()`)
     "Save a figure as an optimised RGB PNG, atomically (no palette: colours are part of what is judged)."
     import io
     from PIL import Image
-    from dcf_teach.core import atomic_path
     buf = io.BytesIO(); fig.savefig(buf, dpi=dpi, format='png'); buf.seek(0)
     with atomic_path(path) as tmp: Image.open(buf).convert('RGB').save(tmp, format='PNG', optimize=True)
     return Path(path)

@@ -15,6 +15,7 @@ import torch
 from ..core import (content_hash, discard_entry, read_json_verified, read_tensors, state_fingerprint, tensors_sha256,
                             write_json_verified, write_tensors)
 from ..engine.models import Components
+from ..engine.embeddings import zero_embedding
 
 # %% auto #0
 __all__ = ['ENGINE_SOURCES', 'engine_fingerprint', 'model_fingerprint', 'oracle_fingerprint', 'bank_fingerprint', 'jsonable',
@@ -39,7 +40,6 @@ def engine_fingerprint() -> str:
 
 def model_fingerprint(c: Components) -> str:
     "Id of the decoder + encoder (+ MoVQ, adapter, scheduler, CFG negative) and the engine code: copies of a model share it."
-    from dcf_teach.engine.embeddings import zero_embedding
     parts = [c.encoder_id, _state_hash(c.unet), _state_hash(c.movq) if c.movq is not None else '', c.adapter or '',
              json.dumps({k: str(v) for k, v in dict(c.scheduler.config).items()}, sort_keys=True),
              content_hash(zero_embedding(c).float().cpu()), engine_fingerprint()]

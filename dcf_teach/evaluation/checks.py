@@ -10,7 +10,12 @@ import math, os
 from pathlib import Path
 from typing import Sequence
 
-from ..core import UserError
+from ..core import UserError, resolve_device
+from ..data.folder import load_dataset
+from ..engine.models import resolve_model, hub_offline
+from ..judge.oracle import _resolve
+from ..data.registry import NAMED_DATASETS
+from ..data.fashion_mnist import fashion_class
 
 # %% auto #0
 __all__ = ['check_input', 'check_output', 'check_classes', 'check_finite', 'check_dataset', 'check_device', 'check_model',
@@ -90,7 +95,6 @@ def check_dataset(source: str | Path, # ImageFolder root or CSV manifest
                   classes: Sequence[str] | None = None, # classes that must be present
                  ):
     "Scan `source` (reads the file list only) and return the `ImageDataset`, or a one-line `UserError` naming `opt`."
-    from dcf_teach.data.folder import load_dataset
     check_input(source, opt)
     try: return load_dataset(source, classes=list(classes) if classes else None)
     except UserError as e:
@@ -101,7 +105,6 @@ def check_device(device: str, # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps', ...
                 ) -> str:
     "`device` if torch knows it and this machine has it."
     import torch
-    from dcf_teach.core import resolve_device
     try: d = resolve_device(device)
     except UserError: raise UserError(f"{opt} {device!r} is not a valid torch device") from None
     if d.type == 'cuda' and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
@@ -115,12 +118,10 @@ def check_model(model: str | Path | None, # folder, 'default', shipped name or h
                ):
     "Resolve `model` without loading it: an existing model folder, a shipped name or a hub id."
     if model is None: return None
-    from dcf_teach.engine.models import resolve_model
     try: kind, where = resolve_model(model)
     except UserError as e:
         raise UserError(str(e) if opt in str(e) else f"{opt} {model}: {str(e)}") from None
     if kind == 'hub':
-        from dcf_teach.engine.models import hub_offline
         if hub_offline(): raise UserError(f"{opt} {model!r}: no such model folder or shipped model, and the hub is offline "
                                           "(HF_HUB_OFFLINE) so it cannot load a hub id; pass a local model folder")
     if kind == 'folder':
@@ -133,7 +134,6 @@ def check_oracle(oracle: str | Path | None, # oracle folder or shipped name (Non
                 ) -> Path | None:
     "The oracle folder of `oracle` without loading it."
     if oracle is None: return None
-    from dcf_teach.judge.oracle import _resolve
     try: return _resolve(oracle)
     except UserError as e: raise UserError(f"{opt}: {str(e)}") from None
 
@@ -148,12 +148,10 @@ def check_dataset_spec(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion
     cls = check_classes(classes, classes_opt) if classes is not None and str(classes).strip() else None
     key = str(dataset).strip().lower()
     if key in ('kikibouba', 'accretion'):
-        from dcf_teach.data.registry import NAMED_DATASETS
         if cls is not None and tuple(sorted(cls)) != tuple(NAMED_DATASETS[key]['classes']):
             raise UserError(f"{classes_opt} {','.join(cls)}: {key} has the classes {','.join(NAMED_DATASETS[key]['classes'])}")
         return key
     if key in ('fashion-mnist', 'fashion_mnist', 'fashionmnist'):
-        from dcf_teach.data.fashion_mnist import fashion_class
         if cls is not None: check_classes([fashion_class(c) for c in cls], classes_opt)
         return key
     if not Path(dataset).expanduser().exists() and not Path(dataset).expanduser().is_symlink():
@@ -162,7 +160,6 @@ def check_dataset_spec(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion
     if len(ds.classes) != 2:
         raise UserError(f"{opt} {dataset} has {len(ds.classes)} classes ({', '.join(ds.classes)}); choose two with {classes_opt} A,B")
     if n is not None:    # the held-out (test) images `dcf_teach.evaluation.evaluate.prepare` will need
-        from dcf_teach.data.folder import load_dataset
         test = load_dataset(dataset, split='test', classes=list(ds.classes))
         for k, want in enumerate((n - n // 2, n // 2)):
             have = int((test.labels == k).sum())

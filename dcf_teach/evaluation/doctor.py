@@ -12,6 +12,10 @@ import torch
 
 from .. import __version__
 from ..core import get_logger, resolve_device
+from ..engine.models import (hub_offline, shipped_models, encode_images, make_scheduler, quiet_hf, dummy_components)
+from ..engine.inversion import invert, regenerate, reverse_step, ddim_sample
+from ..engine.embeddings import clip_embed, zero_embedding
+from ..engine.counterfactual import counterfactuals
 
 _log = get_logger(__name__)
 
@@ -23,7 +27,6 @@ __all__ = ['THRESHOLDS', 'environment', 'check_reconstruction', 'check_scheduler
 def environment() -> dict:
     "Versions, threads, device and hub mode."
     import diffusers, transformers
-    from dcf_teach.engine.models import hub_offline, shipped_models
     return dict(python=platform.python_version(), platform=platform.platform(), dcf_teach=__version__,
                 torch=torch.__version__, diffusers=diffusers.__version__, transformers=transformers.__version__,
                 torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
@@ -40,8 +43,6 @@ def _images(n, seed):
 
 def check_reconstruction(c, n_steps: int = 100, t_skips=(0, 30, 70), seed: int = 0) -> dict:
     "Worst reconstruction error with matched conditioning, last map kept and zeroed."
-    from dcf_teach.engine.models import encode_images
-    from dcf_teach.engine.inversion import invert, regenerate
     x = _images(3, seed)
     inv = invert(c, x, n_steps, 'source', 4.0, zero_last_noise=False, min_t_skip=min(t_skips))
     x0 = encode_images(c, x)
@@ -55,8 +56,6 @@ def check_reconstruction(c, n_steps: int = 100, t_skips=(0, 30, 70), seed: int =
 
 def check_scheduler_step(n_steps: int = 100, seed: int = 0) -> dict:
     "Own reverse step vs DDIMScheduler.step at η = 1 (with z) and η = 0, at every timestep."
-    from dcf_teach.engine.models import make_scheduler
-    from dcf_teach.engine.inversion import reverse_step
     s = make_scheduler(); s.set_timesteps(n_steps)
     g = torch.Generator().manual_seed(seed)
     x, eps, z = (torch.randn(2, 4, 16, 16, generator=g) for _ in range(3))
@@ -71,9 +70,6 @@ def check_scheduler_step(n_steps: int = 100, seed: int = 0) -> dict:
 def check_pipeline(c, n_steps: int = 20, seed: int = 0) -> dict:
     "Own η=0 CFG loop vs diffusers' KandinskyV22Pipeline on the same latents and embeddings."
     from diffusers import KandinskyV22Pipeline
-    from dcf_teach.engine.models import make_scheduler, quiet_hf
-    from dcf_teach.engine.embeddings import clip_embed, zero_embedding
-    from dcf_teach.engine.inversion import ddim_sample
     g = torch.Generator().manual_seed(seed)
     xT = torch.randn(2, c.latent_channels, c.latent_size, c.latent_size, generator=g)
     emb = clip_embed(c, _images(2, seed + 1))
@@ -88,7 +84,6 @@ def check_pipeline(c, n_steps: int = 20, seed: int = 0) -> dict:
 
 def check_batch_order(c, n_steps: int = 20, seed: int = 0) -> dict:
     "Counterfactuals of 3 images in two batch orders."
-    from dcf_teach.engine.counterfactual import counterfactuals
     x = _images(3, seed + 2)
     d = torch.randn(c.embed_dim, generator=torch.Generator().manual_seed(seed)) * 0.2
     perm = [2, 0, 1]
@@ -102,7 +97,6 @@ def run_checks(seed: int = 0, # seed of the tiny components and test data
                n_steps: int = 100, # N of the reconstruction check
               ) -> dict:
     "All self-checks; values, thresholds, pass/fail and the time taken."
-    from dcf_teach.engine.models import dummy_components
     t0, threads = time.time(), torch.get_num_threads()
     torch.set_num_threads(1)          # tiny models: threads only add contention on a busy machine
     try:

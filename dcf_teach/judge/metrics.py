@@ -8,6 +8,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/judge.metrics.html.md"""
 from __future__ import annotations
 import numpy as np
 import torch
+from .lpips import lpips
 
 # %% auto #0
 __all__ = ['image_metrics']
@@ -18,7 +19,6 @@ def image_metrics(originals: torch.Tensor, # [n,3,H,W] in [0,1]
                   counterfactuals: torch.Tensor, # [n,3,H,W] in [0,1]
                  ) -> dict:
     "Per-image LPIPS, L1 and SSIM: {'lpips': [n], 'l1': [n], 'ssim': [n]} (numpy)."
-    from dcf_teach.judge.lpips import lpips
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
     a, b = originals.float().cpu(), counterfactuals.float().cpu()
     if not len(a): return {k: np.zeros(0) for k in ('lpips', 'l1', 'ssim')}

@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .. import __version__
-from ..core import UserError, get_logger, write_json_atomic
+from .. import __version__, render
+from ..core import UserError, get_logger, write_json_atomic, setup_logging
 from ..engine.settings import LIBRARY_EDIT_DEFAULTS, EditSettings, parse_fractions
 from ..evaluation.sweeps import omega_sweep, tskip_curve
 from ..testing import dummy_deck_assets
 from .media import StudyPair, direction_of, pick_examples, slug, write_interpolation_media
+from ..data.registry import NAMED_DATASETS
+from ..engine.models import shipped_models
+from ..judge.oracle import shipped_oracles
+from ..evaluation.evaluate import HeldOut, evaluate_setup
+from ..evaluation.cache import RecordCache, record_key
+from ..render import omega_grid
+from .site import headline
 
 log = get_logger(__name__)
 
@@ -156,9 +163,6 @@ def deck_name(dataset: str, # dataset name or folder
 
 def _tiny_assets(dataset: str, classes, tmp: Path) -> tuple:
     "Shipped model and oracle of a named dataset if both exist, else the dummy assets (nbdev-test only)."
-    from dcf_teach.data.registry import NAMED_DATASETS
-    from dcf_teach.engine.models import shipped_models
-    from dcf_teach.judge.oracle import shipped_oracles
     spec = NAMED_DATASETS.get(str(dataset).lower())
     if spec and spec['model'] in shipped_models() and '-'.join(sorted(classes or spec['classes'])) in shipped_oracles():
         return None, None
@@ -213,7 +217,6 @@ def setup_deck_logging(cfg: DeckConfig) -> None:
     "Log dcf_teach messages to stderr and draw text progress bars (they reach `dcf-teach deck`'s terminal)."
     if not cfg.progress: return
     import logging, tqdm.auto, tqdm.std
-    from dcf_teach.core import setup_logging
     setup_logging(logging.INFO)
     tqdm.auto.tqdm = tqdm.std.tqdm   # in a kernel tqdm.auto draws widgets, which papermill cannot show
 
@@ -224,7 +227,6 @@ def run_search(setup, # `dcf_teach.evaluation.evaluate.EvalSetup`
                progress: bool = True, # progress bar over batches
               ):
     "The minimal-edit search on the held-out images, cached per image (an interrupted build resumes)."
-    from dcf_teach.evaluation.evaluate import HeldOut, evaluate_setup
     edit = edit.resolve(setup.components)     # the model's recommended edit settings where none were given
     h = setup.held
     if stop_after and stop_after < len(h):
@@ -299,7 +301,6 @@ def cached(setup, # `EvalSetup` (its `cache` folder; None: no cache)
            **parts, # everything else the value depends on
           ) -> tuple[dict, Any]:
     "`compute()`, stored in the evaluation cache next to the counterfactuals, so a rebuilt deck only re-renders."
-    from dcf_teach.evaluation.cache import RecordCache, record_key
     if setup.cache is None: return compute()
     store = RecordCache(setup.cache)
     key = record_key(kind=kind, model=result.model_id, bank=result.bank_id, oracle=result.oracle_id, **parts)
@@ -317,7 +318,6 @@ def write_interpolations(setup, # `EvalSetup`
                          cfg: DeckConfig, # the deck's options
                         ) -> list[dict]:
     "Interpolation GIF, MP4 and strip per swept image, at its minimal T_skip; the ω grid with all of them."
-    from dcf_teach.render import omega_grid
     cfg = resolve_deck_edit(cfg, setup.components)
     media, ws, out, rows = Path(media_dir), interp_omegas(cfg.edit.omega), [], []
     classes = list(setup.data.classes)
@@ -350,7 +350,6 @@ def write_analysis(setup, # `EvalSetup`
     "Success vs closeness over T_skip (Figure 9) and direction stability vs N (Figure 7); returns (curve, plots)."
     import matplotlib; matplotlib.use('Agg')
     import torch
-    from dcf_teach import render
     cfg = resolve_deck_edit(cfg, setup.components)
     media, plots, curve = Path(media_dir), [], None
     if cfg.curve_images > 0:
@@ -380,7 +379,6 @@ def write_analysis(setup, # `EvalSetup`
 def metrics_markdown(metrics: dict, # from `deck_metrics`
                     ) -> str:
     "The headline metrics and the counts per direction as a markdown table."
-    from dcf_teach.study.site import headline
     rows = [(label, v) for k, label, v in headline(metrics) if k != 'seconds']
     for d, c in (metrics.get('counts') or {}).items():
         extra = f" ({c['flipped']} flipped)" if c['flipped'] != c['to_target'] else ''

@@ -19,12 +19,17 @@ from fastcore.basics import patch
 
 from .. import __version__
 from ..core import UserError, get_logger, write_json_atomic
-from ..engine.models import Components, resize_images
-from ..engine.embeddings import image_key
-from ..engine.bank import DirectionBank, check_bank
+from ..engine.models import (Components, resize_images, DEFAULT_MODEL, dummy_components, load_components,
+                                     shipped_models)
+from ..engine.embeddings import image_key, clip_embed
+from ..engine.bank import DirectionBank, check_bank, bank_from_dataset
 from ..engine.inversion import Inversion, extend_inversion, invert, resolve_t_skip
 from ..engine.counterfactual import pick_source, save_png_atomic, sweep
 from ..engine.settings import N_STEPS, EditSettings
+from ..data.kikibouba import KIKIBOUBA_CLASSES, kikibouba_records
+from ..render import (save_gif, caption, difference_overlay, flip_frames, interpolation_strip, upscale, flip_gif)
+from ..engine.search import minimal_edit_search
+from ..judge.oracle import load_oracle, shipped_oracles
 
 log = get_logger(__name__)
 
@@ -156,7 +161,6 @@ def kikibouba_demo_data(resolution: int = 32, # image side
                         seed: int = 0, # dataset seed
                        ) -> tuple[ImageList, ImageList]:
     "(train, held-out) kiki/bouba images rendered in memory."
-    from dcf_teach.data.kikibouba import KIKIBOUBA_CLASSES, kikibouba_records
     recs = list(kikibouba_records(n_per_class, resolution, seed))
     x = torch.from_numpy(np.stack([r[3] for r in recs])).permute(0, 3, 1, 2).float() / 255
     ds = ImageList(x, [KIKIBOUBA_CLASSES.index(r[0]) for r in recs], list(KIKIBOUBA_CLASSES), [r[1] for r in recs],
@@ -172,7 +176,6 @@ def _png(im) -> bytes:
     buf = io.BytesIO(); im.save(buf, format='PNG'); return buf.getvalue()
 
 def _gif(frames, durations) -> bytes:
-    from dcf_teach.render import save_gif
     with tempfile.TemporaryDirectory() as d: return save_gif(frames, durations, Path(d) / 'flip.gif').read_bytes()
 
 def _row(panels, gap: int = 6):
@@ -202,7 +205,6 @@ def render_view(view: str, # one of `VIEWS`
                 scale: int = 6, # upscaling factor of the panels
                ) -> tuple[bytes, str]:
     "The view as (image bytes, 'png' or 'gif')."
-    from dcf_teach.render import caption, difference_overlay, flip_frames, interpolation_strip
     if view == 'flip':
         return _gif(flip_frames(original, counterfactual, titles, flip_probs, scale=scale), 0.8), 'gif'
     if view == 'ω strip':
@@ -449,7 +451,6 @@ def _update_steps_label(self: Explorer):
 @patch
 def _refresh_thumbs(self: Explorer):
     "Show the thumbnails around the current image; frame the current one."
-    from dcf_teach.render import upscale
     n, m, i0 = len(self.dataset), len(self._thumbs), self.index
     start = min(max(0, i0 - m // 2), n - m)
     for j, (im, b) in enumerate(self._thumbs):
@@ -619,7 +620,6 @@ def record(self: Explorer, r: Result | None = None) -> dict:
 def save(self: Explorer, folder: str | Path | None = None, # output folder (default: the folder box)
         ) -> dict:
     "Write the current counterfactual as PNG, flip GIF and JSON record; returns their paths."
-    from dcf_teach.render import flip_gif
     r = self.result
     if r is None: raise UserError("nothing to save yet: no counterfactual has been computed")
     folder = Path(folder if folder is not None else self._w_folder.value).expanduser()
@@ -653,8 +653,6 @@ def search(self: Explorer):
 
 @patch
 def _search(self: Explorer, p: Params):
-    from dcf_teach.engine.search import minimal_edit_search
-    from dcf_teach.engine.embeddings import clip_embed
     x, label, *_ = self._image(p.index)
     tgt = self.bank.index(p.target)
     src = self._source(label, tgt, clip_embed(self.c, x[None])[0].cpu())
@@ -703,8 +701,6 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
                adapter: str | None = None, # LoRA adapter folder for the model's UNet (`dcf-teach train lora`)
               ) -> Demo:
     "The explorer's demo: the embedded default (or the dummy fallback) on kiki/bouba."
-    from dcf_teach.engine.models import DEFAULT_MODEL, dummy_components, load_components, shipped_models
-    from dcf_teach.engine.bank import bank_from_dataset
     notes = []
     name = DEFAULT_MODEL if model in ('default', '') else model
     if name == DEFAULT_MODEL and DEFAULT_MODEL not in shipped_models():
@@ -717,7 +713,6 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
     train, held = kikibouba_demo_data(c.resolution, n_per_class, seed)
     bank = bank_from_dataset(c, train, progress=False)
     if isinstance(oracle, str) and oracle == 'auto':
-        from dcf_teach.judge.oracle import load_oracle, shipped_oracles
         oname = '-'.join(sorted(bank.classes))
         oracle = load_oracle(oname) if oname in shipped_oracles() else None
         if oracle is None: notes.append(f"No shipped {oname} oracle yet: probabilities and the search are off.")

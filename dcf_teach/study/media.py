@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core import UserError, atomic_path, get_logger, seed_from
+from .. import render
+from ..render import BAND, save_mp4, pair_grid
 
 log = get_logger(__name__)
 
@@ -85,7 +87,6 @@ def examples_grid(images: Sequence[Sequence[Any]], # one list of images per clas
                  ) -> Path:
     "One row of captioned examples per class, saved as PNG atomically."
     from PIL import Image
-    from dcf_teach import render
     if len(images) != len(classes): raise UserError(f"{len(images)} rows of images but {len(classes)} classes")
     if not any(len(r) for r in images): raise UserError("no example images")
     if scale is None:
@@ -127,7 +128,6 @@ def write_pair_media(pairs: Sequence[StudyPair], # the flips to show, in study o
                     ) -> list[dict]:
     "Write a flip GIF and an overlay PNG per pair; returns {'flip', 'overlay', 'caption'} per pair."
     from PIL import Image
-    from dcf_teach import render
     media, out, seen = Path(media_dir), [], {}
     for p in pairs:
         i = seen[p.direction] = seen.get(p.direction, -1) + 1
@@ -143,7 +143,6 @@ def write_pair_media(pairs: Sequence[StudyPair], # the flips to show, in study o
 # %% ../../nbs/50_study.media.ipynb #cf839537
 def _pad_to(im, size):
     from PIL import Image
-    from dcf_teach.render import BAND
     if im.size == size: return im
     out = Image.new('RGB', size, BAND); out.paste(im, ((size[0] - im.width) // 2, (size[1] - im.height) // 2))
     return out
@@ -159,7 +158,6 @@ def study_video_frames(examples: Sequence[Sequence[Any]], # one list of example 
                        card_seconds: float = 2.0, # time per title card
                       ) -> tuple[list, list[float]]:
     "The frames and durations of the study video."
-    from dcf_teach import render
     ex = [(render.caption(im, cls, 'example', scale=scale), example_seconds)
           for r, cls in zip(examples, classes) for im in r]
     fl = [[(f, hold) for _ in range(repeats) for f in render.flip_frames(
@@ -185,7 +183,6 @@ def study_video(examples: Sequence[Sequence[Any]], # one list of example images 
                 **kw, # `study_video_frames` options
                ) -> Path:
     "Write the study video (MP4, atomically)."
-    from dcf_teach.render import save_mp4
     frames, durs = study_video_frames(examples, classes, pairs, title, **kw)
     log.info("study video: %d frames, %.1f s -> %s", len(frames), sum(durs), path)
     return save_mp4(frames, durs, path, fps)
@@ -200,7 +197,6 @@ def write_interpolation_media(frames, # [k,3,R,R] images along the sweep
                               scale: int | None = None, # upscaling factor (strip: half of it)
                              ) -> dict:
     "Write stem.gif, stem.mp4 and stem.png (a strip of every other frame); returns their paths."
-    from dcf_teach import render
     media = Path(media_dir); fr = list(frames)
     gif = render.interpolation_gif(fr, omegas, media / f'{stem}.gif', probs, class_name, scale=scale)
     mp4 = render.interpolation_mp4(fr, omegas, media / f'{stem}.mp4', probs, class_name, scale=scale)
@@ -219,7 +215,6 @@ def write_thumbnail(pairs: Sequence[StudyPair], # the study pairs (the first is 
                    ) -> Path | None:
     "Original | counterfactual of the most convincing pair (else two examples) side by side, as the site's thumbnail."
     from PIL import Image
-    from dcf_teach import render
     if pairs:   # the oracle's surest flip; among equals the closest edit, then the first
         best = max(range(len(pairs)), key=lambda i: (round(pairs[i].p_target, 2), -(pairs[i].lpips or 0), -i))
         ims = [pairs[best].original, pairs[best].counterfactual]
@@ -237,7 +232,6 @@ def write_pair_grids(pairs: Sequence[StudyPair], # the study pairs
                     ) -> list[Path]:
     "One grid per direction (paper Figure 3): input, counterfactual, overlay, with the oracle's P(target)."
     import matplotlib; matplotlib.use('Agg')
-    from dcf_teach.render import pair_grid
     out = []
     for a, b in [(order[0], order[1]), (order[1], order[0])]:
         ps = [p for p in pairs if (p.source, p.target) == (a, b)]

@@ -12,6 +12,12 @@ from typing import Any, Sequence
 
 from ..core import UserError, atomic_path, get_logger, write_text_atomic
 from .deck import resolve_deck_params
+from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle, check_output)
+from ..data.registry import NAMED_DATASETS
+from ..engine.models import shipped_models
+from ..judge.oracle import shipped_oracles
+from ..data.fashion_mnist import fashion_class
+from .site import build_site, _check_out
 
 log = get_logger(__name__)
 
@@ -116,7 +122,6 @@ def check_deck(out_dir: str | Path, # the deck folder (not created)
               ) -> tuple[Path, dict]:
     "Check a deck build (template, parameters, dataset, model, oracle, kernel, folder) without writing anything; returns (template, typed parameters)."
     import ast
-    from dcf_teach.evaluation.checks import check_adapter, check_dataset_spec, check_device, check_model, check_oracle, check_output
     tpl = Path(template) if template else template_path()
     spec = deck_parameters(tpl)
     params = dict(parameters or {})
@@ -177,12 +182,8 @@ DEMO_DECKS = (
 def demo_available(spec: dict, # an entry of `DEMO_DECKS`
                   ) -> bool:
     "True when the dataset's shipped model and oracle are installed."
-    from dcf_teach.data.registry import NAMED_DATASETS
-    from dcf_teach.engine.models import shipped_models
-    from dcf_teach.judge.oracle import shipped_oracles
     ds = NAMED_DATASETS[spec['dataset']]
     cls = spec['classes'].split(',') if spec.get('classes') else ds['classes']
-    from dcf_teach.data.fashion_mnist import fashion_class
     if spec['dataset'] == 'fashion-mnist': cls = [fashion_class(c) for c in cls]
     return ds['model'] in shipped_models() and '-'.join(sorted(cls)) in shipped_oracles()
 
@@ -195,7 +196,6 @@ def build_demo_decks(decks_dir: str | Path = 'decks', # folder of deck folders
                      kernel: str = 'python3', # Jupyter kernel
                     ) -> dict:
     "Build the demo decks whose models are shipped, then the site; returns the decks, the site index and timings."
-    from dcf_teach.study.site import build_site
     specs = [s for s in DEMO_DECKS if names is None or s['name'] in names]
     if names is not None and len(specs) != len(set(names)):
         raise UserError(f"unknown demo deck among {', '.join(names)}; choose from {', '.join(s['name'] for s in DEMO_DECKS)}")
@@ -203,8 +203,6 @@ def build_demo_decks(decks_dir: str | Path = 'decks', # folder of deck folders
     for s in specs:
         if s not in todo: log.warning(f"skipping the {s['name']} demo deck: its model or oracle is not shipped")
     if not todo: raise UserError("no demo deck can be built: no shipped model with its oracle (dcf_teach/assets/)")
-    from dcf_teach.evaluation.checks import check_output
-    from dcf_teach.study.site import _check_out
     check_output(decks_dir, '--decks', 'dir')
     if site_dir is not None: _check_out(Path(site_dir), Path(decks_dir), '--site')
     for s in todo:   # every deck is checked before the first one is built

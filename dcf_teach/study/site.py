@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from .. import __version__
 from ..core import UserError, atomic_path, get_logger, write_text_atomic
+from ..evaluation.checks import check_output
 
 _log = get_logger('dcf_teach.study.site')
 
@@ -398,7 +399,6 @@ MARKER = '.dcf_teach_site'
 
 def _check_out(out: Path, decks_dir: Path, opt: str = '--out') -> None:
     "Refuse output folders whose replacement would lose someone's files, or that cannot be written."
-    from dcf_teach.evaluation.checks import check_output
     o, d = out.resolve(), decks_dir.resolve()
     if o == d or _inside(o, d) or _inside(d, o):
         raise UserError(f"{opt} '{out}' must be outside the decks folder '{decks_dir}' and not contain it")

@@ -20,6 +20,8 @@ from ..core import (UserError, atomic_path, get_logger, load_train_state, save_t
 from .encoder import (EncoderTrainConfig, augment_config, budget_progress, check_embeddings,
     embed_images, ema_update, format_check, load_images, lr_at, make_encoder, make_processor,
     train_encoder, zero_image_embed, _cfg_dict, _subsample)
+from ..engine.models import KANDINSKY_SCHEDULER_CONFIG, quiet_hf, encoder_fingerprint
+from ..data.folder import load_dataset
 
 # %% auto #0
 __all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet', 'precompute_embeddings',
@@ -30,7 +32,6 @@ def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm'
                      ) -> 'DDIMScheduler | DDPMScheduler':
     "The Kandinsky 2.2 decoder's pinned noise schedule (`dcf_teach.engine.models.KANDINSKY_SCHEDULER_CONFIG`) as a DDIM or DDPM scheduler."
     from diffusers import DDIMScheduler, DDPMScheduler
-    from dcf_teach.engine.models import KANDINSKY_SCHEDULER_CONFIG
     return (DDIMScheduler if kind == 'ddim' else DDPMScheduler).from_config(dict(KANDINSKY_SCHEDULER_CONFIG))
 
 # %% ../../nbs/41_train.decoder.ipynb #46c824b2
@@ -183,7 +184,6 @@ def export_model(out: str | Path, # model folder
     import diffusers, transformers
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix='.export.', dir=out))
-    from dcf_teach.engine.models import quiet_hf
     try:
         with quiet_hf():
             unet.save_pretrained(tmp/'unet', safe_serialization=True)
@@ -304,7 +304,6 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
                 echo=None, # callable(str) for the embedding check table (default: log)
                ) -> dict:
     "Train the encoder, check it, train the decoder; write the model folder. Returns the run metadata."
-    from dcf_teach.data.folder import load_dataset
     decoder, encoder = decoder or DecoderTrainConfig(), encoder or EncoderTrainConfig()
     encoder.resolution = decoder.resolution
     echo = echo or _log.info
@@ -347,7 +346,6 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
                      f"{chk_test['mean_ncm_accuracy']:.2f}); DIFFusion edits will be weak. Train the encoder longer "
                      "(--encoder-minutes) or check the data.")
     # stage 2: the decoder (its state is only valid for the encoder it was trained on)
-    from dcf_teach.engine.models import encoder_fingerprint
     enc.requires_grad_(False)
     fp, fp_file = encoder_fingerprint(enc), work/'decoder_encoder.json'
     if fp_file.exists() and json.loads(fp_file.read_text()).get('encoder_id') != fp:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import UserError, atomic_path, get_logger, load_train_state, save_train_state, write_json_atomic
+from ..data.folder import ImageDataset
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'AUGMENT_PRESETS', 'make_encoder', 'make_processor', 'embed_images', 'zero_image_embed',
@@ -296,7 +297,6 @@ def embedding_check(encoder, # a `CLIPVisionModelWithProjection`
                     probe: bool = True, # fit linear probes
                    ) -> dict:
     "The embedding check of `encoder` on `dataset`: class means from 'train', scores on `eval_split`."
-    from dcf_teach.data.folder import ImageDataset
     res = _side(processor)
     sets = {}
     for split in ('train', eval_split):

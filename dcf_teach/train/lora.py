@@ -17,6 +17,13 @@ from ..core import UserError, get_logger, load_train_state, save_train_state, wr
 from ..engine.adapters import ADAPTER_META, add_lora, base_fingerprint, save_adapter
 from ..engine.settings import EditSettings
 from ..engine.models import Components, encode_images
+from ..engine.search import minimal_edit_search
+from .encoder import budget_progress
+from .oracle import Tensors, drop_states, latest_state
+from ..engine.embeddings import zero_embedding, embed_images
+from ..judge.oracle import load_oracle, shipped_oracles
+from ..data.folder import load_dataset
+from ..engine.bank import build_bank
 
 _log = get_logger(__name__)
 
@@ -83,7 +90,6 @@ def validate(c: Components, # the models (with the adapter being trained)
           for i in range(0, len(val.z0), batch_size)]
     out = {'val_loss': float(sum(ls) / max(1, len(val.z0)))}
     if val.oracle is None or val.images is None: return out
-    from dcf_teach.engine.search import minimal_edit_search
     res = []
     for i in range(0, len(val.images), batch_size):
         res += minimal_edit_search(c, val.images[i:i + batch_size], val.directions[i:i + batch_size], val.oracle, edit)
@@ -136,8 +142,6 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
               ) -> dict:
     "Train a LoRA adapter on `c`'s UNet; returns the run record (history, best step and metrics)."
     from tqdm.auto import tqdm
-    from dcf_teach.train.encoder import budget_progress
-    from dcf_teach.train.oracle import Tensors, drop_states, latest_state
     if cfg.steps is None and cfg.minutes is None: raise UserError("give --steps or --minutes")
     out = Path(out); work = out/'.work'
     if not resume and work.exists(): shutil.rmtree(work)
@@ -149,7 +153,6 @@ def train_lora(c: Components, # base models (the UNet gets the LoRA layers, in p
     g = torch.Generator().manual_seed(cfg.seed)
     dev = c.device
     if cfg.p_uncond > 0:
-        from dcf_teach.engine.embeddings import zero_embedding
         zneg = zero_embedding(c).to(dev)
     B = min(cfg.batch_size, len(z0)); per_epoch = math.ceil(len(z0) / B)
     every = cfg.val_every or per_epoch
@@ -253,7 +256,6 @@ def _load_split(ds, progress=False, desc='images'):
     return torch.stack(xs), torch.tensor(ys)
 
 def _pick_oracle(oracle, classes):
-    from dcf_teach.judge.oracle import load_oracle, shipped_oracles
     if oracle is not None: return load_oracle(oracle)
     if len(classes) >= 2:
         name = '-'.join(sorted(classes[:2]))
@@ -272,8 +274,6 @@ def prepare_lora_data(c: Components, # the base models
                       progress: bool = False, # progress bars
                      ) -> tuple:
     "(z0, embeds, ValSet, record) for `train_lora` from a dataset folder."
-    from dcf_teach.data.folder import load_dataset
-    from dcf_teach.engine.embeddings import embed_images
     tr = load_dataset(data, split='train', resolution=c.resolution, classes=classes)
     vd = load_dataset(data, split='val', resolution=c.resolution, classes=classes)
     x, y = _load_split(tr, progress, 'train images')
@@ -294,7 +294,6 @@ def prepare_lora_data(c: Components, # the base models
     val = ValSet(vz, vemb, *draw_noise(vz, torch.Generator().manual_seed(seed + 1)))
     orc = _pick_oracle(oracle, tr.classes) if val_n else None
     if orc is not None:
-        from dcf_teach.engine.bank import build_bank
         ocls = list(getattr(orc, 'classes', tr.classes[:2]))
         if not set(ocls) <= set(tr.classes):
             raise UserError(f"--oracle judges {','.join(ocls)}, which are not classes of {data} ({','.join(tr.classes)})")

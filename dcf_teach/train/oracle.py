@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..core import UserError, get_logger, load_train_state, resolve_device, save_train_state, write_json_atomic
 from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, oracle_accuracy, save_oracle
+from ..data.folder import load_dataset
 
 # %% auto #0
 __all__ = ['BUDGET_WEIGHT', 'RUN_FORMAT', 'augment_geometry', 'border_color', 'gaussian_blur', 'augment_texture', 'Tensors',
@@ -210,7 +211,6 @@ def load_splits(data: str | Path, # ImageFolder root or CSV manifest
                 progress: bool = False, # show progress bars
                ) -> tuple[list[str], dict]:
     "(sorted class names, {'train'|'val'|'test': (uint8 images, labels)}) of two classes of a dataset."
-    from dcf_teach.data.folder import load_dataset
     classes = sorted(set(classes))
     if len(classes) != 2: raise UserError(f"--classes needs two different class names, got {','.join(classes)}")
     splits = {s: load_split(load_dataset(data, split=s, resolution=resolution, classes=classes), progress) for s in ('train', 'val', 'test')}
