@@ -66,7 +66,7 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, method, bat
     if out is not None: write_text_atomic(out, text + '\n')
     grid = grid or (out.with_name(out.stem + '_grid.png') if out is not None else None)
     if grid is not None:
-        save_grid(rep.result.grid(title=f"{rep.figures['dataset']}: ω = {rep.result.edit.omega:g}, "
+        save_grid(rep.result.grid(title=f"{rep.figures['dataset']}{'' if method == 'diffusion' else f' ({method})'}: ω = {rep.result.edit.omega:g}, "
                                         f"success {rep.figures['success_ratio']:.2f}"), grid)
     if records is not None: write_text_atomic(records, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in rep.result.records_json()))
     click.echo(text if as_json else _summary(rep.figures))
