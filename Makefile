@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup system-deps test test-kernels reliability lint-nbs lint-imports sync-check nbtest pytest readme deck clean-venv
+.PHONY: setup system-deps jspsych test test-kernels reliability lint-nbs lint-imports sync-check nbtest pytest readme deck clean-venv
 
 setup: $(VENV)/.stamp-setup
 
@@ -36,6 +36,10 @@ $(VENV)/.stamp-setup: requirements.txt pyproject.toml tools/system-deps.sh
 	$(BIN)/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | $(QUIET_PIP_WARNINGS)
 	@$(BIN)/python -c "import torch, sys; v=torch.__version__; sys.exit(0 if '$(TORCH_SPEC)'.split('==')[-1] in v else 'torch changed during install: '+v)"
 	@touch $@
+
+# The quiz page's jsPsych files are vendored in dcf_teach/assets/jspsych (MIT); this refreshes them from npm (not run by setup).
+jspsych:
+	tools/vendor_jspsych.sh dcf_teach/assets/jspsych
 
 lint-nbs: setup
 	@$(BIN)/python tools/check_sync.py

@@ -1,4 +1,4 @@
-"""`dcf-teach quiz analyse FILES... --out DIR`: the report of a teaching quiz, from the files its participants exported.
+"""`dcf-teach quiz page DECK --out DIR`: a deck's study-and-quiz page; `dcf-teach quiz analyse FILES... --out DIR`: the report of a teaching quiz, from the files its participants exported.
 
 Docs: https://dcf-teach.github.io/dcf_teach/cli.quiz.html.md"""
 
@@ -14,9 +14,10 @@ import click
 from ..core import UserError, get_logger
 from .base import Group
 from ..study.quiz import CONTROL, read_trials, write_report
+from ..study.quiz_page import BUDGETS, GROUPS, QuizSettings, write_quiz_page
 
 # %% auto #0
-__all__ = ['quiz_files', 'quiz_cli', 'analyse_cmd']
+__all__ = ['quiz_files', 'quiz_cli', 'analyse_cmd', 'page_cmd']
 
 # %% ../../nbs/96_cli.quiz.ipynb #3271106e
 _log = get_logger(__name__)
@@ -38,7 +39,7 @@ def quiz_files(paths: Iterable, # files and folders given on the command line
 # %% ../../nbs/96_cli.quiz.ipynb #b444f5b2
 @click.group('quiz', cls=Group)
 def quiz_cli():
-    "Analyse the results of a teaching quiz."
+    "Make a deck's study-and-quiz page; analyse the files its participants send back."
 
 @quiz_cli.command('analyse')
 @click.argument('files', nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -57,3 +58,22 @@ def analyse_cmd(files, out, control):
                    f"Mann–Whitney p = {c.mann_whitney.p:.4f}, d = {c.d:.2f}; n per group for 80 % power: {rep.n_needed[g] or '–'}")
     _log.info(f"quiz report: {out/'report.html'} (numbers in {out/'report.json'})")
     click.echo(f"report: {out/'report.html'}")
+
+# %% ../../nbs/96_cli.quiz.ipynb #5a9913da
+@quiz_cli.command('page')
+@click.argument('deck', type=click.Path(path_type=Path))
+@click.option('--out', required=True, type=click.Path(path_type=Path), help='Folder of the page (replaced if it holds a quiz page).')
+@click.option('--segment-s', default=60.0, show_default=True, type=float, help='Seconds per study segment (the unpaired group studies three segments\' time).')
+@click.option('--n-quiz', default=50, show_default=True, type=int, help='Quiz images (balanced; fewer if the deck has fewer).')
+@click.option('--budget', default='time', show_default=True, type=click.Choice(BUDGETS), help='Equal study time, or also an equal number of study images.')
+@click.option('--feedback/--no-feedback', default=False, show_default=True, help='Show the right answer after each quiz image.')
+@click.option('--score/--no-score', default=True, show_default=True, help='Show participants their score at the end.')
+@click.option('--send-to', default='', help='Who receives the files, shown on the last screen (e.g. an e-mail address).')
+@click.option('--groups', default=','.join(GROUPS), show_default=True, help='Groups drawn at random when a link names none.')
+def page_cmd(deck, out, segment_s, n_quiz, budget, feedback, score, send_to, groups):
+    "Write the study-and-quiz page of DECK (a built deck folder) to --out."
+    s = QuizSettings(segment_s, n_quiz, budget, feedback, show_score=score, send_to=send_to,
+                     groups=[g.strip() for g in groups.split(',') if g.strip()])
+    index = write_quiz_page(deck, out, s)
+    click.echo(f"quiz page: {index}")
+    click.echo(f"links: {index.name}?group=unpaired, ?group=ours, ?group=baseline (or no group: drawn at random)")
