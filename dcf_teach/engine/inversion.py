@@ -190,6 +190,7 @@ def regenerate(c: Components, # the models
                guidance_scale: float = 4.0, # CFG scale g
                negative: torch.Tensor | None = None, # negative embedding (default: zero-image embedding)
                progress: bool = False, # tqdm bar over steps
+               mask: torch.Tensor | None = None, # [R,1,h,w] region per row in the UNet's space: outside it, every step is the inversion's own
               ) -> tuple[torch.Tensor, int]:
     "x0 latents [R,C,h,w] regenerated from each row's T_skip, and the NFE spent."
     from tqdm.auto import tqdm
@@ -209,6 +210,9 @@ def regenerate(c: Components, # the models
         t = int(sched.timesteps[j])
         eps, n = guided_eps(c, x[act], t, emb[act], neg, guidance_scale); nfe += n
         x[act] = sched.step(eps, t, x[act], eta=1.0, variance_noise=inv.zs[idx[act], N - 1 - j]).prev_sample
+        if mask is not None:
+            m = mask[act].to(x.device, x.dtype)
+            x[act] = m * x[act] + (1 - m) * inv.xts[idx[act], N - 1 - j]
     return x, nfe
 
 # %% ../../nbs/13_engine.inversion.ipynb #95d8aed0

@@ -6,6 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/engine.methods.html.md"""
 
 # %% ../../nbs/15a_engine.methods.ipynb #66f5abd4
 from __future__ import annotations
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
@@ -14,11 +15,14 @@ import torch
 from ..core import UserError
 from .models import Components
 from .settings import EditSettings
-from .search import minimal_edit_search
+from .search import minimal_edit_search, oracle_probs
+from .inversion import invert, resolve_t_skip
+from .guidance import integrated_gradients, region_from_attributions
+from .guided import GuidedRun, dvce, rcsb
 
 # %% auto #0
-__all__ = ['SEARCHES', 'METHODS', 'EditRequest', 'MethodResult', 'CounterfactualMethod', 'TSkipSearch', 'DIFFusion', 'SDEdit',
-           'Prototype', 'make_method']
+__all__ = ['SEARCHES', 'METHODS', 'GUIDED', 'EditRequest', 'MethodResult', 'CounterfactualMethod', 'TSkipSearch', 'DIFFusion',
+           'SDEdit', 'Prototype', 'StrengthSearch', 'DVCE', 'RCSB', 'make_method']
 
 # %% ../../nbs/15a_engine.methods.ipynb #df24ca40
 @dataclass(frozen=True, eq=False)
@@ -29,9 +33,12 @@ class EditRequest:
     targets: Sequence[int] # class index each image is edited towards
     directions: torch.Tensor | None = None # [B,D] μ̂_target − μ̂_source of each image (from the bank), if the method uses them
     target_means: torch.Tensor | None = None # [B,D] μ̂_target of each image (from the bank), if the method uses them
+    regions: torch.Tensor | None = None # [B,1,R,R] where each image may change (None: everywhere, or the method's own rule)
 
     def __post_init__(self):
         n = len(self.images)
+        if self.regions is not None and tuple(self.regions.shape) != (n, 1, *self.images.shape[-2:]):
+            raise ValueError(f"regions must be [B,1,H,W] masks matching the images, got {tuple(self.regions.shape)}")
         if len(self.sources) != n or len(self.targets) != n or any(x is not None and len(x) != n for x in (self.directions, self.target_means)):
             raise ValueError(f"an EditRequest needs one source, target and direction per image ({n} images)")
     def __len__(self): return len(self.images)
@@ -48,7 +55,10 @@ class MethodResult:
     p_original: float | None = None # P(class 1) of the oracle the method stopped on, on the original
     p_counterfactual: float | None = None # ... on the counterfactual
     confident: bool | None = None # did that oracle reach the settings' `min_confidence`?
-    tried: list = field(default_factory=list) # [(t_skip, p)] in the order tried
+    tried: list = field(default_factory=list) # [(knob, p)] in the order tried: T_skip, or the guidance strength
+    grad_evals: int = 0 # backward passes through a guide classifier (guided methods; 0 for DIFFusion)
+    strength: float | None = None # the guidance strength chosen (λ_c for DVCE, s for RCSB; None: not a guided method)
+    region_share: float | None = None # share of pixels the method was allowed to change (None: all)
 
 @runtime_checkable
 class CounterfactualMethod(Protocol):
@@ -79,11 +89,13 @@ class TSkipSearch:
         e = edit.resolve(c)
         per_step = (e.nfe_inversion_step if self.start == 'inversion' else 0) + e.nfe_regeneration_step
         out = []
-        for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress):
+        regs = request.regions
+        for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress, regions=regs):
             k = r.t_skip if r.flipped else r.tried[-1][0]
             out.append(MethodResult(r.counterfactual, int(r.nfe), int((e.n_steps - k) * per_step), int(r.nfe_reference_protocol),
                                     r.t_skip, bool(r.flipped), float(r.p_original), float(r.p_counterfactual),
-                                    bool(r.confident), [(int(a), float(b)) for a, b in r.tried]))
+                                    bool(r.confident), [(int(a), float(b)) for a, b in r.tried],
+                                    region_share=None if regs is None else float(regs[r.image].float().mean())))
         return out
 
 class DIFFusion(TSkipSearch):
@@ -98,12 +110,109 @@ class Prototype(TSkipSearch):
     "Baseline: regenerate from the inversion with the target class's mean embedding at ‖c‖ (the class-prompt analogue)."
     name, start, embedding = 'prototype', 'inversion', 'prototype'
 
-METHODS = {m.name: m for m in (DIFFusion, SDEdit, Prototype)} # the methods a command can name
+
+# %% ../../nbs/15a_engine.methods.ipynb #b5ecd303
+class StrengthSearch:
+    "Minimal-edit search over a guidance strength, weakest first, stopping per image on the oracle."
+    name, knob, default = 'strength-search', 'strength', 1.0
+    def __init__(self, oracle: Callable, # images -> P(class 1) [n]: the verdict the search stops on
+                 guide: Callable, # the guide classifier (differentiable; should not be the oracle)
+                 strengths: Sequence[float], # strengths to try, weakest first
+                ):
+        if guide is None: raise UserError(f"{self.name} needs a guide classifier (--guide)")
+        if not strengths or any(b <= a for a, b in zip(strengths, strengths[1:])) or strengths[0] < 0:
+            raise UserError(f"{self.name} strengths must be non-negative and increasing, got {list(strengths)}")
+        self.oracle, self.guide, self.strengths = oracle, guide, tuple(float(s) for s in strengths)
+    def options(self) -> str: return ''
+    def fingerprint(self) -> str: return f"{self.name}/{self.knob}={','.join(f'{s:g}' for s in self.strengths)}{self.options()}"
+    def __repr__(self): return f"{type(self).__name__}(strengths={self.strengths})"
+    def control(self) -> 'StrengthSearch':
+        "The same method at zero strength (the zero-guidance control)."
+        m = object.__new__(type(self)); m.__dict__.update(self.__dict__, strengths=(0.0,)); return m
+
+    def _search(self, images, targets, run, min_confidence, fixed_nfe=0) -> list[MethodResult]:
+        B = len(images)
+        p0 = oracle_probs(self.oracle, images)
+        active, tried, spent, grads, last = list(range(B)), {b: [] for b in range(B)}, [fixed_nfe] * B, [0] * B, {}
+        found, first = {}, {}
+        for s in self.strengths:
+            if not active: break
+            r: GuidedRun = run(active, s)
+            p = oracle_probs(self.oracle, r.images)
+            keep = []
+            for i, b in enumerate(active):
+                pi = float(p[i]); tried[b].append((s, pi)); spent[b] += r.nfe; grads[b] += r.grad_evals
+                last[b] = (s, r.images[i], pi, r.nfe)
+                flip = (pi > 0.5) != (p0[b] > 0.5)
+                if flip: first.setdefault(b, last[b])
+                if flip and (pi if p0[b] <= 0.5 else 1 - pi) >= min_confidence: found[b] = last[b]
+                else: keep.append(b)
+            active = keep
+        out = []
+        for b in range(B):
+            s, im, pk, n = found.get(b) or first.get(b) or last[b]
+            out.append(MethodResult(im, spent[b], fixed_nfe + n, None, None, b in first, float(p0[b]), pk, b in found,
+                                    tried[b], grads[b], s))
+        return out
+
+class DVCE(StrengthSearch):
+    "DVCE: classifier guidance from T/2 with the adaptive norm and, given a robust guide, the cone projection."
+    name, knob, default = 'dvce', 'lambda_c', 0.1
+    def __init__(self, oracle, guide, robust: Callable | None = None, # robust guide for the cone (None: no cone)
+                 strengths: Sequence[float] = (0.05, 0.1, 0.2, 0.4, 0.8), # λ_c to try
+                 lambda_d: float = 0.15, cone: float = 30.0, start: float = 0.5, condition: str = 'zero'):
+        super().__init__(oracle, guide, strengths)
+        self.robust, self.lambda_d, self.cone, self.start, self.condition = robust, lambda_d, cone, start, condition
+    def options(self) -> str:
+        return f"/lambda_d={self.lambda_d:g}/cone={f'{self.cone:g}' if self.robust is not None else 'off'}/start={self.start:g}/{self.condition}"
+
+    def __call__(self, c: Components, request: EditRequest, edit: EditSettings, progress: bool = False) -> list[MethodResult]:
+        e, ims, tg = edit.resolve(c), request.images, list(request.targets)
+        run = lambda idx, lam: dvce(c, ims[idx], [tg[i] for i in idx], self.guide, self.robust, lam, self.lambda_d, self.cone,
+                                    e.n_steps, self.start, self.condition, e.guidance_scale, e.seed, progress)
+        out = self._search(ims, tg, run, e.min_confidence)
+        ref = (e.n_steps - resolve_t_skip(float(self.start), e.n_steps)) * (1 if self.condition == 'zero' else e.nfe_regeneration_step)
+        return [dataclasses.replace(r, nfe_reference_protocol=ref) for r in out]
+
+class RCSB(StrengthSearch):
+    "RCSB: region infill on the image's own inversion, ADAM-stabilised guidance on the Tweedie estimate."
+    name, knob, default = 'rcsb', 'scale', 1.5
+    def __init__(self, oracle, guide, strengths: Sequence[float] = (0.5, 1.0, 1.5, 3.0, 6.0), # s to try
+                 t_skip: float = 0.4, cell: int | None = None, area: float = 0.3, ig_steps: int = 32):
+        super().__init__(oracle, guide, strengths)
+        self.t_skip, self.cell, self.area, self.ig_steps = float(t_skip), cell, float(area), int(ig_steps)
+    def options(self) -> str: return f"/t_skip={self.t_skip:g}/cell={self.cell or 'R/16'}/area={self.area:g}/ig={self.ig_steps}"
+
+    def regions(self, images: torch.Tensor, targets) -> torch.Tensor:
+        "RCSB's automatic region of each image: Integrated Gradients of the guide, cells, area rule."
+        R = images.shape[-1]; cell = self.cell or max(1, R // 16)
+        return region_from_attributions(integrated_gradients(self.guide, images, targets, self.ig_steps), cell, self.area)
+
+    def __call__(self, c: Components, request: EditRequest, edit: EditSettings, progress: bool = False) -> list[MethodResult]:
+        e, ims, tg = edit.resolve(c), request.images, list(request.targets)
+        regs = request.regions.bool() if request.regions is not None else self.regions(ims, tg)
+        k = resolve_t_skip(self.t_skip, e.n_steps)
+        inv = invert(c, ims, e.n_steps, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, k, e.seed, progress=progress)
+        per_image = inv.nfe // len(ims)
+        run = lambda idx, s: rcsb(c, inv.select(idx), ims[idx], [tg[i] for i in idx], self.guide, regs[idx], s, k, progress)
+        out = self._search(ims, tg, run, e.min_confidence, per_image)
+        ig = 0 if request.regions is not None else self.ig_steps
+        ref = per_image + (e.n_steps - k) * inv.nfe_per_step
+        return [dataclasses.replace(r, nfe_reference_protocol=ref, grad_evals=r.grad_evals + ig,
+                                    region_share=float(regs[b].float().mean())) for b, r in enumerate(out)]
+
+# %% ../../nbs/15a_engine.methods.ipynb #39e908e9
+METHODS = {m.name: m for m in (DIFFusion, SDEdit, Prototype, DVCE, RCSB)} # the methods a command can name
+GUIDED = ('dvce', 'rcsb') # the methods that need a guide classifier
 
 def make_method(name: str, # a key of `METHODS`
                 oracle: Callable, # the oracle its search stops on
-                search: str = 'linear', # one of `SEARCHES`
+                search: str = 'linear', # one of `SEARCHES` (T_skip methods)
+                guide: Callable | None = None, # the guide classifier (DVCE, RCSB)
+                robust: Callable | None = None, # DVCE's robust guide for the cone projection
                ) -> CounterfactualMethod:
-    "The method called `name`, stopping on `oracle`."
+    "The method called `name`, stopping on `oracle` (guided by `guide` where it needs one)."
     if name not in METHODS: raise UserError(f"method {name!r} is not available (use {', '.join(METHODS)})")
+    if name == 'dvce': return DVCE(oracle, guide, robust)
+    if name == 'rcsb': return RCSB(oracle, guide)
     return METHODS[name](oracle, search)

@@ -25,9 +25,9 @@ _log = get_logger(__name__)
 # %% auto #0
 __all__ = ['KANDINSKY_SCHEDULER_CONFIG', 'META_FILE', 'ASSETS_MODELS', 'DEFAULT_MODEL', 'KANDINSKY_DECODER', 'KANDINSKY_PRIOR',
            'HUB_ALIASES', 'make_scheduler', 'Components', 'clip_processor_class', 'quiet_hf', 'dummy_components',
-           'encoder_fingerprint', 'resize_images', 'encode_images', 'decode_latents', 'unet_eps', 'guided_eps',
-           'save_components', 'shipped_models', 'hub_offline', 'resolve_model', 'processor_size', 'load_components',
-           'apply_adapter']
+           'encoder_fingerprint', 'resize_images', 'encode_images', 'decode_latents', 'decode_latents_grad', 'unet_eps',
+           'unet_eps_grad', 'guided_eps', 'save_components', 'shipped_models', 'hub_offline', 'resolve_model',
+           'processor_size', 'load_components', 'apply_adapter']
 
 # %% ../../nbs/10b_engine.models.ipynb #bd061650
 KANDINSKY_SCHEDULER_CONFIG = dict(
@@ -196,6 +196,12 @@ def decode_latents(c: Components, # the models
                    z: torch.Tensor, # latents [B,C,h,w] (or pixels in [-1,1])
                   ) -> torch.Tensor:
     "The UNet's space → images [B,3,R,R] in [0,1] (float32)."
+    return decode_latents_grad(c, z)
+
+def decode_latents_grad(c: Components, # the models
+                        z: torch.Tensor, # latents [B,C,h,w] (or pixels in [-1,1])
+                       ) -> torch.Tensor:
+    "`decode_latents` with autograd on (for classifier guidance through the decoder)."
     if c.movq is not None: z = c.movq.decode(z.to(c.device, c.dtype), force_not_quantize=True).sample
     return ((z.float() + 1) / 2).clamp(0, 1)
 
@@ -207,23 +213,31 @@ def unet_eps(c: Components, # the models
              embeds: torch.Tensor, # image embeddings [B,D]
             ) -> torch.Tensor:
     "ε̂ = the first `in_channels` output channels of the UNet, float32."
+    return unet_eps_grad(c, x, t, embeds)
+
+def unet_eps_grad(c: Components, # the models
+                  x: torch.Tensor, # noisy latents [B,C,h,w]
+                  t: int | torch.Tensor, # timestep τ
+                  embeds: torch.Tensor, # image embeddings [B,D]
+                 ) -> torch.Tensor:
+    "`unet_eps` with autograd on (for gradients through the denoiser)."
     out = c.unet(x.to(c.device, c.dtype), t, encoder_hidden_states=None,
                  added_cond_kwargs={'image_embeds': embeds.to(c.device, c.dtype)}).sample
     return out[:, :c.in_channels].float()
 
-@torch.no_grad()
 def guided_eps(c: Components, # the models
                x: torch.Tensor, # noisy latents [B,C,h,w]
                t: int | torch.Tensor, # timestep τ
                cond: torch.Tensor, # conditioning embeddings [B,D]
                neg: torch.Tensor | None = None, # negative embeddings [B,D] or [1,D] (None: no CFG)
                scale: float = 4.0, # guidance scale g
+               grad: bool = False, # keep autograd on (gradients through the denoiser)
               ) -> tuple[torch.Tensor, int]:
     "CFG noise prediction ε_neg + g(ε_c − ε_neg) in one UNet batch; returns (ε̂, NFE)."
-    B = x.shape[0]
-    if neg is None or scale == 1: return unet_eps(c, x, t, cond), B
+    B, eps = x.shape[0], unet_eps_grad if grad else unet_eps
+    if neg is None or scale == 1: return eps(c, x, t, cond), B
     neg = neg.expand(B, -1) if neg.shape[0] == 1 else neg
-    e_neg, e_pos = unet_eps(c, torch.cat([x, x]), t, torch.cat([neg, cond])).chunk(2)
+    e_neg, e_pos = eps(c, torch.cat([x, x]), t, torch.cat([neg, cond])).chunk(2)
     return e_neg + scale * (e_pos - e_neg), 2 * B
 
 # %% ../../nbs/10b_engine.models.ipynb #0c23349f

@@ -16,6 +16,7 @@ from ..core import get_logger
 from .models import Components, decode_latents
 from .inversion import Inversion, extend_inversion, forward_noise, invert, regenerate, resolve_t_skip
 from .counterfactual import edit_embedding, prototype_embedding
+from .guided import composite, latent_mask
 from .settings import REFERENCE_FRACTIONS, EditSettings
 
 _log = get_logger(__name__)
@@ -69,6 +70,7 @@ def minimal_edit_search(c: Components, # the models
                         start: str = 'inversion', # 'inversion': edit-friendly (DIFFusion); 'forward': plain forward noise (SDEdit)
                         embedding: str = 'shift', # 'shift': c' = ‖c‖(ĉ + ωd); 'prototype': c' = ‖c‖·d̂ (`directions` = target class means)
                         progress: bool = False, # tqdm bars
+                        regions: torch.Tensor | None = None, # [B,1,R,R] masks: change only there ("change only here"; None: everywhere)
                        ) -> list[SearchResult]:
     "Minimal-edit search: the first T_skip (highest first) whose oracle prediction flips with `min_confidence`."
     if start not in STARTS: raise ValueError(f"start must be one of {STARTS}, not {start!r}")
@@ -90,8 +92,10 @@ def minimal_edit_search(c: Components, # the models
                    if start == 'inversion' else forward_noise(c, images[active], N, e.seed))
         elif k < inv.min_t_skip: inv = extend_inversion(c, inv, k, progress=progress)
         emb = edit_embedding(inv.embeds, d[active], omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d[active])
-        x, nfe = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress)
-        ims = decode_latents(c, x)
+        reg = None if regions is None else regions[active]
+        x, nfe = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress,
+                            mask=None if reg is None else latent_mask(c, reg))
+        ims = composite(images[active], decode_latents(c, x), reg)
         p = oracle_probs(oracle, ims)
         keep = []
         for i, b in enumerate(active):

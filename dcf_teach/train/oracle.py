@@ -20,9 +20,9 @@ from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, oracle_a
 from ..data.folder import load_dataset
 
 # %% auto #0
-__all__ = ['BUDGET_WEIGHT', 'RUN_FORMAT', 'augment_geometry', 'border_color', 'gaussian_blur', 'augment_texture', 'Tensors',
-           'latest_state', 'drop_states', 'evaluate_member', 'fit_member', 'load_split', 'load_splits', 'start_run',
-           'train_oracle']
+__all__ = ['ADVERSARIAL_WARMUP', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'augment_geometry', 'border_color', 'gaussian_blur',
+           'augment_texture', 'pgd_l2', 'Tensors', 'latest_state', 'drop_states', 'evaluate_member', 'fit_member',
+           'load_split', 'load_splits', 'start_run', 'train_oracle']
 
 # %% ../../nbs/43_train.oracle.ipynb #81a3d265
 def _u(g, n, lo, hi): return lo + (hi - lo)*torch.rand(n, generator=g)
@@ -95,6 +95,30 @@ def augment_texture(x: torch.Tensor, # [B,3,H,W] in [0,1]
     x = x + pick()*_u(g, B, 0.02, 0.1).view(B, 1, 1, 1)*pattern[:, None]
     return x.clamp(0, 1)
 
+# %% ../../nbs/43_train.oracle.ipynb #37a1dc95
+ADVERSARIAL_WARMUP = 5 # epochs over which the PGD radius grows linearly to its full size
+
+def pgd_l2(model: nn.Module, # a member (its training mode is kept; BN statistics are not updated)
+           x: torch.Tensor, # [B,3,H,W] in [0,1]
+           y: torch.Tensor, # [B] labels 0/1
+           eps: float, # L2 radius of the perturbation, per image
+           steps: int = 3, # projected gradient steps of size 2.5·ε/steps
+           generator: torch.Generator | None = None, # for the random start
+          ) -> torch.Tensor:
+    "The images moved inside their L2 ball of radius ε (and [0,1]) to raise the member's BCE loss: PGD (Madry et al. 2018)."
+    was = model.training; model.eval()
+    flat = lambda t: t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    d = torch.randn(x.shape, generator=generator).to(x); d = d / flat(d) * eps * torch.rand(len(x), 1, 1, 1, generator=generator).to(x)
+    for _ in range(steps):
+        d.requires_grad_(True)
+        loss = F.binary_cross_entropy_with_logits(model(pixel_values=(x + d).clamp(0, 1)).logits[:, 0], y.float())
+        g, = torch.autograd.grad(loss, d)
+        d = d.detach() + 2.5 * eps / steps * g / flat(g)
+        d = d * (eps / flat(d)).clamp(max=1)
+    model.train(was)
+    return (x + d).clamp(0, 1).detach()
+
+
 # %% ../../nbs/43_train.oracle.ipynb #8c7fc045
 _log = get_logger(__name__)
 
@@ -143,6 +167,8 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
                name: str = 'member', # label for the progress bar
                progress: bool = True, # show tqdm bars
                checkpoint: str | Path | None = None, # folder for a resumable state after every epoch (resumes from it)
+               adversarial: float = 0., # L2 radius ε of PGD adversarial training in [0,1] pixel units (0: off)
+               adversarial_steps: int = 3, # PGD steps per batch
               ) -> tuple[nn.Module, dict]:
     "Train one member with early stopping on validation loss; returns it at its best epoch and the history."
     from tqdm.auto import tqdm
@@ -171,6 +197,8 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
             if len(idx) < 2: continue  # batch norm needs two samples
             xb = augment_geometry(float_images(xt[idx]), g)
             if texture > 0: xb = augment_texture(xb, g, texture)
+            if adversarial > 0:   # ε ramps up over the first epochs: from scratch, a full-size attack keeps the member at chance
+                xb = pgd_l2(model, xb, yt[idx], adversarial * min(1., (ep + 1) / ADVERSARIAL_WARMUP), adversarial_steps, g)
             loss = F.binary_cross_entropy_with_logits(model(pixel_values=xb).logits[:, 0], yt[idx].float())
             opt.zero_grad(); loss.backward(); opt.step()
             tot, seen = tot + loss.item()*len(idx), seen + len(idx)
@@ -264,6 +292,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                  device: str = 'cpu', # torch device
                  progress: bool = True, # progress bars
                  resume: bool = False, # continue the interrupted run in `out/.work` (else a fresh start)
+                 adversarial: float = 0., # L2 radius of PGD adversarial training (0: off; 0.5 makes a robust guide at 32 px)
                 ) -> Oracle:
     "Train the ensemble, report held-out accuracies in `oracle.meta`, and save it to `out` if given."
     classes = classes.split(',') if isinstance(classes, str) else list(classes)
@@ -281,7 +310,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
     work = start_run(out, resume, {'data': str(data), 'classes': classes, 'resolution': resolution, 'members': list(members),
                                    'epochs': epochs, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
                                    'texture': texture, 'width': width, 'pretrained': pretrained, 'max_train': max_train,
-                                   'seed': seed, 'counts': counts}) if out is not None else None
+                                   'seed': seed, 'counts': counts, **({'adversarial': adversarial} if adversarial else {})}) if out is not None else None
     trained, info = {}, {}
     for k, name in enumerate(members):
         deadline = None
@@ -291,7 +320,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
         m = build_member(name, resolution, width, pretrained, seed=seed + k).to(dev)
         t1 = time.monotonic()
         m, rec = fit_member(m, (xt.to(dev), yt.to(dev)), (val[0].to(dev), val[1].to(dev)), epochs, patience, batch_size, lr,
-                            texture, seed + k, deadline, name, progress, None if work is None else work/name)
+                            texture, seed + k, deadline, name, progress, None if work is None else work/name, adversarial)
         t0 -= max(0., rec['seconds'] - (time.monotonic() - t1))  # a resumed member's earlier time counts against --minutes
         trained[name], info[name] = m.cpu().requires_grad_(False), rec
         best_acc = max(h['val_acc'] for h in rec['history'])
@@ -309,6 +338,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                    'training': {'epochs': epochs, 'minutes': minutes, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
                                 'optimizer': 'Adam', 'loss': 'BCEWithLogits', 'texture_p': texture, 'width': width,
                                 'pretrained': pretrained, 'seed': seed, 'max_train': max_train,
+                                'adversarial': {'norm': 'L2', 'eps': adversarial, 'steps': 3, 'step_size': '2.5·ε/3'} if adversarial else None,
                                 'augmentation': 'hflip, affine (scale 0.8-1.2, shift 5%, rotation 10 deg), texture '
                                                 '(gaussian noise, blur, colour noise, blocks, posterise, patterns, jitter)',
                                 'seconds': round(time.monotonic() - t0, 1), 'threads': torch.get_num_threads()},
