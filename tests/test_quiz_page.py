@@ -103,3 +103,38 @@ def test_quiz_page_in_chromium(page, tmp_path):
     assert 'ours: n = 1, 100.0 ± ' in r.output or 'ours: n = ' in r.output
     assert (tmp_path / 'report' / 'report.html').is_file()
     print(f'4 scripted participants in {seconds:.1f} s')
+
+
+@pytest.fixture(scope='module')
+def built_deck(tmp_path_factory):
+    "A tiny kiki/bouba deck built by the template on the dummy model and oracle, with its quiz page."
+    from dcf_teach import testing
+    from dcf_teach.study import runner
+    tmp = tmp_path_factory.mktemp('deck')
+    m, o = testing.dummy_deck_assets(tmp / 'assets')
+    out = tmp / 'decks' / 'kikibouba'
+    runner.run_deck(out, dict(dataset='kikibouba', model=str(m), oracle=str(o), n_images=4, n_study=2, n_examples=2, n_steps=6,
+                              t_skip_fractions='0.9,0.5,0.0', curve_images=0, n_interp=0, n_per_class=30, batch_size=2,
+                              cache_dir=str(tmp / 'cache'), n_quiz=50),
+                    Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb', progress=False)
+    return out, tmp / 'cache'
+
+
+def test_deck_quiz_is_held_out(built_deck):
+    "The deck build's quiz: test-split images the search did not use; the examples are train images; the page is linked."
+    from dcf_teach.data.registry import resolve_dataset
+    out, cache = built_deck
+    s = read_study(out)
+    items = resolve_dataset('kikibouba', cache=cache, n_per_class=30).split(None).items
+    split = {it.id: it.split for it in items}
+    test = [[it.id for it in items if it.split == 'test' and it.label == k] for k in (0, 1)]
+    searched = set(test[0][:2] + test[1][:2])                     # `held_out_images`: the first n/2 test images per class
+    quiz = [q['id'] for q in s['quiz']]
+    assert quiz and len(quiz) % 2 == 0 and {q['label'] for q in s['quiz']} == {'bouba', 'kiki'}
+    assert all(split[q] == 'test' for q in quiz)                  # never train or val: bank, decoder, LoRA, oracle training
+    assert not set(quiz) & searched and searched <= set(s['used']['ids'])
+    assert all(split[e['id']] == 'train' for e in s['examples'] + s['extra']) and len(s['examples']) == 4
+    assert all(f['id'] in searched for f in s['flips'])
+    assert (out / 'quiz' / 'index.html').is_file() and 'group=unpaired' in (out / 'deck.ipynb').read_text()
+    m = json.loads((out / 'metrics.json').read_text())
+    assert 'quiz' in m['timing']

@@ -23,7 +23,7 @@ from ..evaluation.sweeps import omega_sweep
 # %% auto #0
 __all__ = ['STUDY_FORMAT', 'GROUPS', 'TRAINING_SPLITS', 'BUDGETS', 'PAGE_MARKER', 'StudyImage', 'StudyFlip', 'to_uint8',
            'select_quiz', 'write_study_material', 'example_study_material', 'study_file', 'deck_hash', 'read_study',
-           'QuizSettings', 'quiz_config', 'assets_dir', 'write_quiz_page', 'deck_study_material']
+           'QuizSettings', 'quiz_config', 'assets_dir', 'write_quiz_page', 'quiz_links_markdown', 'deck_study_material']
 
 # %% ../../nbs/54_study.quiz_page.ipynb #e4a9b559
 _log = get_logger(__name__)
@@ -299,6 +299,22 @@ def write_quiz_page(deck_dir: str | Path, # a deck folder with study/study.json
     _log.info(f"quiz page: {out / 'index.html'} ({len(cfg['quiz'])} quiz images, groups {', '.join(cfg['groups'])})")
     return out / 'index.html'
 
+# %% ../../nbs/54_study.quiz_page.ipynb #e582aa0b
+def quiz_links_markdown(index: str | Path, # the page's index.html
+                        deck_dir: str | Path, # the deck folder (links are relative to it)
+                       ) -> str:
+    "Markdown with the page's link per group and what the quiz holds."
+    index, deck_dir = Path(index), Path(deck_dir)
+    rel = index.resolve().relative_to(deck_dir.resolve()).as_posix()
+    cfg = json.loads((index.parent / 'config.js').read_text(encoding='utf-8').split('=', 1)[1].strip().rstrip(';'))
+    links = ', '.join(f"[{g}]({rel}?group={g})" for g in cfg['groups'])
+    n, A, B = len(cfg['quiz']), *cfg['classes']
+    return (f"**[Open the study-and-quiz page]({rel})** (a group is drawn at random and recorded), or send one link per "
+            f"group: {links}. Study: {cfg['segment_s']:g} s per segment; quiz: {n} held-out real images ({n // 2} {A}, "
+            f"{n // 2} {B}) that nothing used to build the deck; shown counterfactuals: {len(cfg['flips'])}, "
+            f"criterion: {cfg['criterion']}. Participants download a CSV and a JSON file at the end; "
+            f"`dcf-teach quiz analyse FOLDER --out REPORT` compares the groups.")
+
 # %% ../../nbs/54_study.quiz_page.ipynb #890c539f
 def _dataset_images(ds, idx, resolution=None) -> list[StudyImage]:
     return [StudyImage(ds.items[i].id, ds.classes[ds.items[i].label], ds.items[i].split, ds[i][0]) for i in idx]
@@ -339,6 +355,7 @@ def deck_study_material(setup, # `dcf_teach.evaluation.evaluate.EvalSetup` of th
     labels = [test.classes[it.label] for it in test.items]
     q = select_quiz(labels, [it.id for it in test.items], list(order), n_quiz, exclude=used + [f.original.id for f in flips], seed=seed)
     quiz = _dataset_images(test, q)
-    crit = (f"oracle {setup.oracle_name}: P(target) >= {min_confidence:g} on the counterfactual (flipped to its target class)")
+    crit = (f"oracle {setup.oracle_name} predicts the target class (P > 0.5) on the counterfactual and not on the original; "
+            f"search stopped at P(target) >= {min_confidence:g}")
     return write_study_material(deck_dir, order, examples, flips, quiz, crit, extra, bl, used_ids=used,
                                 dataset=Path(str(setup.data.name)).name, title=title)

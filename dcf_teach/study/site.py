@@ -260,6 +260,8 @@ def copy_deck_files(deck: Deck, # the deck to copy
     for f in _DECK_FILES:
         if (deck.path / f).is_file(): shutil.copy2(deck.path / f, dest / f)
     if (deck.path / 'media').is_dir(): shutil.copytree(deck.path / 'media', dest / 'media', dirs_exist_ok=True)
+    if (deck.path / 'quiz' / 'index.html').is_file():   # the study-and-quiz page (dcf_teach.study.quiz_page)
+        shutil.copytree(deck.path / 'quiz', dest / 'quiz', dirs_exist_ok=True)
 
 def _inside(p: Path, root: Path) -> bool:
     try: p.resolve().relative_to(root.resolve()); return True
@@ -341,7 +343,9 @@ def _card(deck: Deck) -> str:
             f'<div class="body"><h2><a href="{href}/index.html">{e(deck.title)}</a></h2>\n'
             f'<p class="sub">{e(sub) if sub else e(deck.name)}</p>\n<dl class="metrics">{rows}</dl>\n'
             f'<p class="links"><a href="{href}/index.html">Open deck</a><a href="{href}/metrics.json">metrics.json</a>'
-            f'<a href="{href}/deck.ipynb" download>notebook</a></p></div>\n</article>')
+            f'<a href="{href}/deck.ipynb" download>notebook</a>'
+            + (f'<a class="quiz" href="{href}/quiz/index.html">study &amp; quiz page</a>' if (deck.path / 'quiz' / 'index.html').is_file() else '')
+            + '</p></div>\n</article>')
 
 def index_page(decks: Sequence[Deck], # the decks to list
                title: str = 'dcf_teach study decks', # page title
@@ -381,6 +385,7 @@ def listing_items(decks: Sequence[Deck], # the decks
     items = []
     for d in decks:
         it = {'title': d.title, 'subtitle': deck_subtitle(d.metrics) or d.name, 'path': f'{prefix}/{d.name}/deck.html'}
+        if (d.path / 'quiz' / 'index.html').is_file(): it['quiz'] = f'{prefix}/{d.name}/quiz/index.html'
         if d.thumbnail: it['image'] = f'{prefix}/{d.name}/{d.thumbnail}'
         it.update({k: v for k, _, v in headline(d.metrics)})
         items.append(it)
@@ -483,6 +488,9 @@ def build_quarto(quarto: str, # the quarto executable
             last = next((l for l in reversed(r.stderr.strip().splitlines()) if l.strip()), 'no message')
             raise UserError(f"quarto render failed (exit {r.returncode}): {last.strip()}")
         if not (stage / '_site' / 'index.html').is_file(): raise UserError("quarto render wrote no _site/index.html")
+        for d in decks:     # Quarto copies only the files a page embeds: the quiz pages are copied as they are
+            q, dst = stage / 'decks' / d.name / 'quiz', stage / '_site' / 'decks' / d.name / 'quiz'
+            if q.is_dir() and not (dst / 'index.html').is_file(): shutil.copytree(q, dst, dirs_exist_ok=True)
         for p in (stage / '_site').iterdir(): shutil.move(str(p), str(out / p.name))
     finally: shutil.rmtree(stage, ignore_errors=True)
     return list(decks)
