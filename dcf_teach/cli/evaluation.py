@@ -17,11 +17,12 @@ from ..evaluation.doctor import THRESHOLDS, environment, run_checks
 from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle,
                                          check_output)
 from ..core import default_cache_dir
-from ..engine.methods import METHODS
+from ..engine.methods import GUIDED, METHODS
 from ..evaluation.bench import _summary, run_bench, save_grid
+from ..evaluation.compare import run_compare, write_compare
 
 # %% auto #0
-__all__ = ['bench_cli', 'doctor_cli']
+__all__ = ['bench_cli', 'compare_cli', 'doctor_cli']
 
 # %% ../../nbs/94_cli.evaluation.ipynb #e0c41cf6
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
@@ -33,7 +34,7 @@ __all__ = ['bench_cli', 'doctor_cli']
 @click.option('--oracle', default=None, help="Oracle folder or shipped name (default: the dataset's shipped oracle).")
 @edit_options()
 @click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: try the T_skip fractions in order, highest first.')
-@click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)), help="DIFFusion, or a baseline: 'sdedit' (plain forward noise, no inversion) or 'prototype' (the target class mean instead of the direction).")
+@click.option('--method', default='diffusion', show_default=True, type=click.Choice([m for m in METHODS if m not in GUIDED]), help="DIFFusion, or a baseline: 'sdedit' (plain forward noise, no inversion) or 'prototype' (the target class mean instead of the direction). DVCE and RCSB need guides: `dcf-teach compare`.")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
 @click.option('--device', default='cpu', show_default=True, help="Torch device ('auto' picks CUDA if present).")
@@ -70,6 +71,39 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, method, bat
                                         f"success {rep.figures['success_ratio']:.2f}"), grid)
     if records is not None: write_text_atomic(records, ''.join(json.dumps(r, allow_nan=False) + '\n' for r in rep.result.records_json()))
     click.echo(text if as_json else _summary(rep.figures))
+
+# %% ../../nbs/94_cli.evaluation.ipynb #9fa32a9a
+@click.command('compare', cls=Command)
+@click.option('--dataset', required=True, help='kikibouba, accretion, fashion-mnist, or a dataset folder.')
+@click.option('--methods', default='diffusion,dvce,rcsb,prototype,sdedit', show_default=True, help=f"Comma-separated, from {', '.join(METHODS)}.")
+@click.option('--n', 'n', default=100, show_default=True, type=click.IntRange(2), help='Held-out images, half each way.')
+@click.option('--classes', default=None, help='Two classes A,B (default: the dataset\'s).')
+@click.option('--model', default=None, help="Model folder, shipped name or hub id (default: the dataset's shipped model).")
+@click.option('--oracle', default=None, help="The judge: oracle folder or shipped name (default: the dataset's shipped oracle).")
+@click.option('--guide', default=None, type=click.Path(path_type=Path), help='Guide classifier for DVCE/RCSB (an oracle folder; default: the shipped guide of the pair).')
+@click.option('--robust-guide', default=None, type=click.Path(path_type=Path), help="DVCE's robust guide for the cone projection (default: shipped, if any).")
+@click.option('--judge-guided', is_flag=True, help='Also run DVCE/RCSB guided by the judge itself (an upper bound, labelled so).')
+@edit_options()
+@click.option('--no-control', is_flag=True, help="Skip each method's zero-strength control.")
+@click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1))
+@click.option('--device', default='cpu', show_default=True)
+@click.option('--cache', default=None, type=click.Path(path_type=Path), help='Cache folder (default: $DCF_TEACH_CACHE or ~/.cache/dcf_teach).')
+@click.option('--out', required=True, type=click.Path(path_type=Path), help='Folder for compare.json, compare.md, grid.png, curves.png.')
+def compare_cli(dataset, methods, n, classes, model, oracle, guide, robust_guide, judge_guided, edit, no_control, batch_size,
+                device, cache, out):
+    "Compare counterfactual methods on the same held-out images: one table, one grid, success-vs-LPIPS curves."
+    names = [m.strip() for m in methods.split(',') if m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names: raise UserError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
+    check_dataset_spec(dataset, classes, '--dataset', n=n); check_device(device); check_output(out, '--out', 'dir')
+    if model: check_model(model)
+    if oracle: check_oracle(oracle)
+    for g, o in ((guide, '--guide'), (robust_guide, '--robust-guide')):
+        if g is not None and not (Path(g)/'oracle.json').is_file(): raise UserError(f"{o} {g}: not an oracle folder (no oracle.json)")
+    rep = run_compare(dataset, names, n, classes, model, oracle, guide, robust_guide, edit, not no_control, judge_guided,
+                      batch_size, device, cache, progress=True)
+    write_compare(rep, out)
+    click.echo(rep.table()); click.echo(f"wrote {out}/compare.json, compare.md, grid.png, curves.png")
 
 # %% ../../nbs/94_cli.evaluation.ipynb #801c73de
 @click.command('doctor', cls=Command)

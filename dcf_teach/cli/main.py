@@ -23,6 +23,7 @@ COMMANDS = {
     'doctor': ('dcf_teach.cli.evaluation:doctor_cli', 'Print the environment and run the self-checks.'),
     'train':  ('dcf_teach.cli.train:train_cli', 'Train decoders, oracles and LoRA adapters.'),
     'bench':  ('dcf_teach.cli.evaluation:bench_cli', 'Measure DIFFusion on held-out images.'),
+    'compare': ('dcf_teach.cli.evaluation:compare_cli', 'Compare counterfactual methods on the same images.'),
     'deck':   ('dcf_teach.cli.study:deck_cli', 'Build a study deck (papermill).'),
     'site':   ('dcf_teach.cli.study:site_cli', 'Build the site of study decks.'),
     'quiz':   ('dcf_teach.cli.quiz:quiz_cli', 'Analyse the results of a study-and-quiz page.'),

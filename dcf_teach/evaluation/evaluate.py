@@ -30,8 +30,8 @@ from ..judge.oracle import load_oracle
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'HeldOut', 'held_out_images', 'dataset_bank', 'ImageRecord', 'evaluate', 'EvalResult', 'reconstruction_errors',
-           'EvalSetup', 'prepare', 'evaluate_setup']
+__all__ = ['log', 'CHANGED', 'HeldOut', 'held_out_images', 'dataset_bank', 'ImageRecord', 'evaluate', 'EvalResult',
+           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup']
 
 # %% ../../nbs/30a_evaluation.evaluate.ipynb #35b7068d
 @dataclass(frozen=True, eq=False)
@@ -119,6 +119,10 @@ class ImageRecord:
     identity: dict | None = None # |change| of each identity factor
     omega: float = 2.0 # edit strength
     confident: bool | None = None # the oracle gave the target class at least the search's `min_confidence`
+    grad_evals: int = 0 # backward passes through a guide classifier (guided methods)
+    strength: float | None = None # the guidance strength the search chose (guided methods)
+    region_share: float | None = None # share of pixels the method was allowed to change (None: all)
+    changed_share: float | None = None # share of pixels that visibly changed (any channel moved by more than `CHANGED`)
     cached: bool = False # read from the cache in this run (not part of the cached record)
 
     def as_dict(self) -> dict:
@@ -133,6 +137,8 @@ def _gt_fields(kind, original, cf, target_name):
     keep = lambda m: {k: v for k, v in m.items() if not isinstance(v, (list, tuple)) or k.endswith('rgb')}
     return dict(gt_before=keep(before), gt_after=keep(after), gt_flip=after['class'] == target_name,
                 identity=identity_change(kind, before, after))
+
+CHANGED = 0.05 # a pixel counts as changed when a channel moved by more than this (≈ 13 of 255 levels)
 
 def _run_batch(method, c, request, edit):
     "One batch of counterfactuals; returns the results and the wall seconds."
@@ -208,7 +214,8 @@ def evaluate(c: Components, # the models
                 nfe_reference_protocol=int(r.nfe if r.nfe_reference_protocol is None else r.nfe_reference_protocol),
                 nfe_lower_bound=int(r.nfe if r.nfe_lower_bound is None else r.nfe_lower_bound), seconds=secs * r.nfe / total_nfe,
                 lpips=float(met['lpips'][j]), l1=float(met['l1'][j]), ssim=float(met['ssim'][j]), omega=float(edit.omega),
-                confident=conf,
+                confident=conf, grad_evals=int(r.grad_evals), strength=r.strength, region_share=r.region_share,
+                changed_share=float(((cfb[j] - held.images[i].float()).abs().amax(0) > CHANGED).float().mean()),
                 **_gt_fields(ground_truth, held.images[i], r.counterfactual, held.classes[tgt]))
             recs[i], cfs[i] = rec, r.counterfactual.float().cpu()
             if store is not None: store.put(keys[i], {**rec.as_dict(), 'key_parts': {**ids, 'edit': edit.key(), 'method': method.fingerprint()}}, cfs[i])
@@ -264,7 +271,8 @@ class EvalResult:
                    t_skip_histogram=hist, nfe_per_cf=_mean(r.nfe for r in R),
                    nfe_lower_bound_per_cf=_mean(r.nfe_lower_bound for r in R),
                    nfe_reference_protocol_per_cf=_mean(r.nfe_reference_protocol for r in R),
-                   seconds_per_cf=_mean(r.seconds for r in R),
+                   seconds_per_cf=_mean(r.seconds for r in R), grad_evals_per_cf=_mean(r.grad_evals for r in R),
+                   changed_share=_mean(r.changed_share for r in fl), region_share=_mean(r.region_share for r in R),
                    confident_ratio=ratio(sum(bool(r.confident) for r in R)))
         if self.ground_truth:
             out['gt_flip_rate'] = ratio(sum(bool(r.flipped and r.gt_flip) for r in R))

@@ -19,9 +19,9 @@ from ..core import (UserError, atomic_path, file_sha256, resolve_device, verify_
                             write_text_atomic)
 
 # %% auto #0
-__all__ = ['MEMBERS', 'HUB_IDS', 'FORMAT', 'NOISE_LEVELS', 'member_config', 'init_like_torchvision', 'model_from_config',
-           'build_member', 'is_flip', 'Oracle', 'save_oracle', 'shipped_oracles', 'load_oracle', 'model_card',
-           'float_images', 'add_noise', 'oracle_accuracy', 'plot_robustness']
+__all__ = ['MEMBERS', 'HUB_IDS', 'FORMAT', 'GUIDE_KINDS', 'NOISE_LEVELS', 'member_config', 'init_like_torchvision',
+           'model_from_config', 'build_member', 'is_flip', 'Oracle', 'save_oracle', 'shipped_oracles', 'load_oracle',
+           'shipped_guide', 'model_card', 'float_images', 'add_noise', 'oracle_accuracy', 'plot_robustness']
 
 # %% ../../nbs/21_judge.oracle.ipynb #d5c28a9c
 MEMBERS = ('resnet18', 'mobilenet_v2', 'efficientnet_b0')
@@ -246,6 +246,18 @@ def load_oracle(source: str | Path, # oracle folder, or a shipped name like 'bou
     rest = {k: v for k, v in meta.items() if k not in ('format', 'classes', 'resolution', 'members')}
     o = Oracle(members, meta['classes'], meta['resolution'], {**rest, 'members': info})
     return o.to(resolve_device(device)).eval()
+
+# %% ../../nbs/21_judge.oracle.ipynb #a2eca853
+GUIDE_KINDS = ('standard', 'robust') # the guide classifiers shipped per class pair
+
+def shipped_guide(oracle: str | Path, # a shipped oracle name ('bouba-kiki', 'kiki,bouba') or its folder
+                  kind: str = 'standard', # one of `GUIDE_KINDS`
+                 ) -> Path | None:
+    "The shipped guide classifier (an oracle folder) for the class pair of a shipped oracle; None if there is none."
+    if kind not in GUIDE_KINDS: raise UserError(f"guide kind {kind!r}: use {' or '.join(GUIDE_KINDS)}")
+    name = Path(str(oracle)).name if Path(str(oracle)).exists() else '-'.join(sorted(str(oracle).replace(',', '-').split('-')))
+    p = _shipped_root().parent/'guides'/name/kind
+    return p if (p/'oracle.json').is_file() else None
 
 # %% ../../nbs/21_judge.oracle.ipynb #bc91f05b
 def model_card(path: str | Path, # an oracle folder

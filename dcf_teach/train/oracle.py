@@ -208,7 +208,8 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
         history.append({'epoch': ep + 1, 'train_loss': tot/max(seen, 1), 'val_loss': vl, 'val_acc': va,
                         'seconds': round(time.monotonic() - t0, 1)})
         _log.info(f"{name} epoch {ep + 1}: train loss {tot/max(seen, 1):.4f}, val loss {vl:.4f}, val acc {va:.3f}")
-        if vl < best: best, best_state, best_epoch, bad = vl, copy.deepcopy(model.state_dict()), ep + 1, 0
+        if adversarial > 0 and ep + 1 < ADVERSARIAL_WARMUP: pass   # the attack is still growing: not a candidate yet
+        elif vl < best: best, best_state, best_epoch, bad = vl, copy.deepcopy(model.state_dict()), ep + 1, 0
         else: bad += 1
         stopped = bad >= patience or stop
         if checkpoint is not None:
@@ -218,7 +219,8 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
                                    'bad': bad, 'stopped': stopped, 'seconds': time.monotonic() - t0})
             drop_states(checkpoint, 'e', keep=ep + 1)
         if stopped: break
-    model.load_state_dict(best_state)
+    if best_state is not None: model.load_state_dict(best_state)   # none yet: stopped within the adversarial warm-up
+    else: best_epoch = len(history)
     return model.eval(), {'best_epoch': best_epoch, 'val_loss': best, 'history': history,
                           'seconds': round(time.monotonic() - t0, 1)}
 
