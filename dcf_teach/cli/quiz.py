@@ -15,9 +15,10 @@ from ..core import UserError, get_logger
 from .base import Group
 from ..study.quiz import CONTROL, read_trials, write_report
 from ..study.quiz_page import BUDGETS, GROUPS, QuizSettings, write_quiz_page
+from ..study.learners import CONTROLS, FEATURES, LEARNERS, control_verdicts, load_material, simulate, write_simulation
 
 # %% auto #0
-__all__ = ['quiz_files', 'quiz_cli', 'analyse_cmd', 'page_cmd']
+__all__ = ['quiz_files', 'quiz_cli', 'analyse_cmd', 'page_cmd', 'simulate_cmd']
 
 # %% ../../nbs/96_cli.quiz.ipynb #3271106e
 _log = get_logger(__name__)
@@ -77,3 +78,35 @@ def page_cmd(deck, out, segment_s, n_quiz, budget, feedback, score, send_to, gro
     index = write_quiz_page(deck, out, s)
     click.echo(f"quiz page: {index}")
     click.echo(f"links: {index.name}?group=unpaired, ?group=ours, ?group=baseline (or no group: drawn at random)")
+
+# %% ../../nbs/96_cli.quiz.ipynb #7367f954
+def _names(text: str, allowed: tuple, opt: str) -> list[str]:
+    "A comma-separated choice, checked."
+    out = [s.strip() for s in text.split(',') if s.strip()]
+    bad = [s for s in out if s not in allowed]
+    if bad or not out: raise UserError(f"{opt} {text!r}: choose from {', '.join(allowed)}")
+    return out
+
+@quiz_cli.command('simulate')
+@click.argument('decks', nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option('--out', required=True, type=click.Path(path_type=Path), help='A .json file for every number; the tables go to the .md next to it.')
+@click.option('--seeds', default=200, show_default=True, type=int, help='Resamples (flips, quiz images, perceptual noise).')
+@click.option('--noise', default=0.1, show_default=True, type=float, help='Perceptual noise σ_p on pixel values in [0, 1].')
+@click.option('--learners', default=','.join(LEARNERS), show_default=True, help='Learner models.')
+@click.option('--features', default=','.join(FEATURES), show_default=True, help="The learners' features (never the encoder or the oracle).")
+@click.option('--seed', default=0, show_default=True, type=int, help='Master seed.')
+def simulate_cmd(decks, out, seeds, noise, learners, features, seed):
+    "Simulated learners study each DECK's material at equal image counts; gains over the unpaired arm with 95 % CIs, and the controls."
+    if out.suffix != '.json': raise UserError(f"--out {out}: expected a .json file")
+    ls, fs = _names(learners, LEARNERS, '--learners'), _names(features, FEATURES, '--features')
+    mats = [load_material(d) for d in decks]            # every deck is checked before the first simulation
+    res = {}
+    for m in mats:
+        rows = res[m.name] = simulate(m, seeds, noise, ls, fs, seed=seed, progress=True)
+        for r in rows:
+            v = control_verdicts(r)
+            bad = [f"{c} {s}" for c, s in v.items() if s.startswith('FAILED')]
+            click.echo(f"{m.name} {r.learner}/{r.features}: unpaired {r.unpaired.mean:.1f} %, gain {r.gain.mean:+.1f} ± {r.gain.ci:.1f} pts; "
+                       + ("controls held" if not bad else "CONTROLS FAILED: " + "; ".join(bad)))
+    write_simulation(res, out, seeds, noise)
+    click.echo(f"simulated learners (not people): {out} and {out.with_suffix('.md')}")
