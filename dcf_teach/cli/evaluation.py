@@ -96,6 +96,7 @@ def compare_cli(dataset, methods, n, classes, model, oracle, guide, robust_guide
     bad = [m for m in names if m not in METHODS]
     if bad or not names: raise UserError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
     check_dataset_spec(dataset, classes, '--dataset', n=n); check_device(device); check_output(out, '--out', 'dir')
+    check_output(cache or default_cache_dir(), '--cache', 'dir')
     if model: check_model(model)
     if oracle: check_oracle(oracle)
     for g, o in ((guide, '--guide'), (robust_guide, '--robust-guide')):

@@ -24,7 +24,7 @@ from .evaluate import EvalResult, evaluate_setup, prepare
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'COLUMNS', 'CompareReport', 'run_compare', 'comparison_grid', 'success_curves', 'write_compare']
+__all__ = ['log', 'COLUMNS', 'CompareReport', 'build_method', 'run_compare', 'comparison_grid', 'success_curves', 'write_compare']
 
 # %% ../../nbs/31a_evaluation.compare.ipynb #805951e6
 COLUMNS = [ # (metrics key, label, format)
@@ -65,6 +65,21 @@ def _tag(method, guide, robust):
     ids = '/guide=' + ','.join(oracle_fingerprint(x)[:12] for x in (guide, robust) if x is not None)
     method.fingerprint = lambda: fp() + ids
     return method
+
+def build_method(setup, # `EvalSetup` from `prepare`: its oracle stops the search
+                 name: str, # a key of `METHODS`
+                 guide=None, # guide classifier for DVCE / RCSB (folder or callable; default: the shipped guide of the pair)
+                 robust=None, # DVCE's robust guide (default: the shipped one, if any)
+                 device: str = 'cpu', # where guides are loaded
+                ):
+    "The method called `name` for this setup: stopped by its judge, guided by the pair's guides, their weights in its cache key."
+    if name not in METHODS: raise UserError(f"method {name!r} is not available (use {', '.join(METHODS)})")
+    if name not in GUIDED: return make_method(name, setup.oracle)
+    g, r = _guides(setup.oracle_name, guide, robust, device)
+    if g is None: raise UserError(f"method {name!r} needs a guide classifier: the oracle {setup.oracle_name!r} has no shipped guide; "
+                                  "pass a guide folder (train one with `dcf-teach train oracle`)")
+    r = r if name == 'dvce' else None
+    return _tag(make_method(name, setup.oracle, guide=g, robust=r), g, r)
 
 def run_compare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fashion-mnist' or a folder
                 methods: Sequence[str] = ('diffusion', 'dvce', 'rcsb', 'prototype', 'sdedit'), # keys of `METHODS`

@@ -21,6 +21,8 @@ from ..data.registry import NAMED_DATASETS
 from ..engine.models import shipped_models
 from ..judge.oracle import shipped_oracles
 from ..evaluation.evaluate import HeldOut, evaluate_setup
+from ..evaluation.compare import build_method
+from ..engine.methods import METHODS
 from ..evaluation.cache import RecordCache, record_key
 from ..render import omega_grid
 from .site import headline
@@ -150,6 +152,7 @@ class DeckConfig:
     progress: bool = True # progress bars and log lines
     tiny: bool = False # the nbdev-test configuration
     edit_defaults_from: dict | None = None # where each edit setting came from ('given', 'model', 'library'), set by `resolve_deck_edit`
+    method: str = 'diffusion' # how the study's counterfactuals are made (a key of `engine.methods.METHODS`)
 
 EDIT_PARAMETERS = ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale', 't_skip_fractions', 'min_confidence',
                    'n_steps', 'seed') # template parameters that are `EditSettings` fields, under the same names
@@ -179,6 +182,8 @@ def resolve_deck_params(p: dict, # the template's parameters
     if cls is not None and (len(cls) != 2 or cls[0] == cls[1]):
         raise UserError(f"classes {p.get('classes')!r}: give two different classes 'A,B'")
     edit = EditSettings.parse({k: p[k] for k in EDIT_PARAMETERS if k in p})
+    method = str(p.get('method') or 'diffusion')
+    if method not in METHODS: raise UserError(f"method {method!r} is not available (use {', '.join(METHODS)})")
     ints = {k: int(p[k]) for k in ('n_images', 'n_study', 'n_examples', 'curve_images', 'n_interp',
                                    'n_per_class', 'batch_size', 'stop_after')}
     for k, lo in dict(n_images=2, batch_size=1, n_per_class=10).items():
@@ -200,7 +205,7 @@ def resolve_deck_params(p: dict, # the template's parameters
     return DeckConfig(str(p['dataset']), sorted(cls) if cls else None, cls, model, oracle, p.get('adapter') or None,
                       ints['n_images'], ints['n_study'], ints['n_examples'], edit, ints['curve_images'], cfr, ints['n_interp'],
                       out, cache, ints['n_per_class'], ints['batch_size'], str(p.get('device', 'cpu')),
-                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny)
+                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny, method=method)
 
 def resolve_deck_edit(cfg: DeckConfig, # from `resolve_deck_params`
                       c, # the loaded `Components` (their `edit_defaults`)
@@ -225,17 +230,19 @@ def run_search(setup, # `dcf_teach.evaluation.evaluate.EvalSetup`
                batch_size: int = 8, # images per search batch
                stop_after: int = 0, # stop (raise `DeckInterrupted`) after this many images; 0: never
                progress: bool = True, # progress bar over batches
+               method: str = 'diffusion', # a key of `engine.methods.METHODS` (DVCE / RCSB: guided by the pair's shipped guides)
               ):
     "The minimal-edit search on the held-out images, cached per image (an interrupted build resumes)."
     edit = edit.resolve(setup.components)     # the model's recommended edit settings where none were given
+    m = build_method(setup, method, device=str(setup.components.device))
     h = setup.held
     if stop_after and stop_after < len(h):
         k = stop_after
         part = dataclasses.replace(setup, held=HeldOut(h.images[:k], h.sources[:k], h.targets[:k], h.ids[:k], h.classes))
-        evaluate_setup(part, edit, batch_size, progress)
+        evaluate_setup(part, edit, batch_size, progress, m)
         raise DeckInterrupted(f"stop_after={k}: stopped after {k} of {len(h)} images; rerun to resume from the cache")
-    log.info(f"minimal-edit search on {len(h)} images (ω={edit.omega:g}, {edit.inversion!r} inversion, N={edit.n_steps})")
-    return evaluate_setup(setup, edit, batch_size, progress)
+    log.info(f"{method}: minimal-edit search on {len(h)} images (ω={edit.omega:g}, {edit.inversion!r} inversion, N={edit.n_steps})")
+    return evaluate_setup(setup, edit, batch_size, progress, m)
 
 
 # %% ../../nbs/50a_study.deck.ipynb #1410b358
