@@ -5,6 +5,7 @@
      segment_s=60                  seconds per study segment
      budget=time|count             equal study time (default) or also an equal number of study images
      feedback=0|1                  show the right answer after each quiz image
+     feedback_s=1.2                how long the answer stays
      seed=N                        the quiz order seed (else random; always recorded) */
 (function () {
   'use strict';
@@ -39,6 +40,7 @@
   var segMs = Math.round(1000 * num('segment_s', C.segment_s));
   var budget = ['time', 'count'].indexOf(Q.get('budget')) >= 0 ? Q.get('budget') : C.budget;
   var feedback = Q.has('feedback') ? Q.get('feedback') === '1' : C.feedback;
+  var feedbackMs = Math.round(1000 * num('feedback_s', C.feedback_ms / 1000));
   var seed = /^\d{1,10}$/.test(Q.get('seed') || '') ? (parseInt(Q.get('seed'), 10) >>> 0) : rand32();
   var participant = (Q.get('participant') || '').trim().slice(0, 64);
   var A = C.classes[0], B = C.classes[1];
@@ -140,7 +142,7 @@
     });
     if (feedback) {
       timeline.push({
-        type: jsPsychHtmlKeyboardResponse, choices: 'NO_KEYS', trial_duration: C.feedback_ms, data: { phase: 'feedback' },
+        type: jsPsychHtmlKeyboardResponse, choices: 'NO_KEYS', trial_duration: feedbackMs, data: { phase: 'feedback' },
         stimulus: function () {
           var d = jsPsych.data.get().filter({ phase: 'quiz' }).last(1).values()[0];
           return '<div class="dcf-feedback ' + (d.correct ? 'ok' : 'wrong') + '">' + (d.correct ? 'Correct: ' : 'Wrong: it is ') +
