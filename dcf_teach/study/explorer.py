@@ -29,6 +29,7 @@ from ..engine.settings import N_STEPS, EditSettings
 from ..data.kikibouba import KIKIBOUBA_CLASSES, kikibouba_records
 from ..render import (save_gif, caption, difference_overlay, flip_frames, interpolation_strip, upscale, flip_gif)
 from ..engine.search import minimal_edit_search
+from ..engine.methods import EditRequest
 from ..judge.oracle import load_oracle, shipped_oracles
 
 log = get_logger(__name__)
@@ -278,6 +279,7 @@ class Explorer:
                  omega_range: tuple = (-3.0, 6.0), # ω slider range
                  sync: bool | None = None, # compute in the caller's thread (default: only outside a kernel)
                  message: str = '', # a note shown in the status line at start (e.g. which model is used)
+                 methods: dict | None = None, # more methods for the Search button: name -> `CounterfactualMethod` (e.g. from `evaluation.compare.build_method`)
                 ):
         import ipywidgets as W
         self.c, self.bank, self.dataset, self.oracle, self.lpips = components, bank, dataset, oracle, lpips
@@ -300,6 +302,9 @@ class Explorer:
         self._w_view = W.ToggleButtons(options=list(VIEWS), value=VIEWS[0], description='view', style={'button_width': '104px'})
         self._w_save, self._w_search = W.Button(description='Save', icon='save'), W.Button(description='Search', icon='search')
         self._w_folder = W.Text(value=str(save_dir), description='folder')
+        self.methods = {k: v for k, v in (methods or {}).items() if k != 'diffusion'}
+        self._w_method = W.Dropdown(options=['diffusion', *self.methods], value='diffusion', description='method',
+                                    layout=W.Layout(display='' if self.methods else 'none'))
         self._w_image, self._w_info, self._w_status = W.Image(format='png'), W.HTML(), W.HTML()
         self._thumbs = [(W.Image(format='png', layout=W.Layout(width='48px', height='48px')),
                          W.Button(description='', layout=W.Layout(width='48px', padding='0'))) for _ in range(min(n_thumbs, n))]
@@ -310,7 +315,7 @@ class Explorer:
                                      f"classes {', '.join(classes)} · {n} images"),
                               W.HBox([W.VBox([im, b]) for im, b in self._thumbs]),
                               W.HBox([W.VBox([self._w_index, self._w_target, self._w_omega, self._w_tskip, self._w_steps,
-                                              self._w_view, W.HBox([self._w_save, self._w_search]), self._w_folder]),
+                                              self._w_view, self._w_method, W.HBox([self._w_save, self._w_search]), self._w_folder]),
                                       W.VBox([self._w_image, self._w_info])]),
                               self._w_status])
         self._broken = self._check(n)
@@ -656,6 +661,7 @@ def _search(self: Explorer, p: Params):
     x, label, *_ = self._image(p.index)
     tgt = self.bank.index(p.target)
     src = self._source(label, tgt, clip_embed(self.c, x[None])[0].cpu())
+    if self.method != 'diffusion': return self._search_method(p, x, src, tgt)
     r = minimal_edit_search(self.c, x[None], self.bank.direction(src, tgt), self.oracle,
                             dataclasses.replace(self.edit, omega=p.omega))[0]
     self.search_result = r
@@ -672,6 +678,36 @@ def _search(self: Explorer, p: Params):
                      f"(tried {tried}); try a larger ω")
         self._set_status(self.note)
     return r
+
+@patch
+def _search_method(self: Explorer, p: Params, x, src: int, tgt: int):
+    "The Search button with another method: its counterfactual in the current view (ω strip: side by side)."
+    t0, name = time.perf_counter(), self.method
+    req = EditRequest(x[None], [src], [tgt], self.bank.direction(src, tgt)[None], self.bank.means[tgt][None])
+    r = self.methods[name](self.c, req, dataclasses.replace(self.edit, omega=p.omega))[0]
+    self.search_result = r
+    cf = r.counterfactual.float().cpu()
+    probs = self._probs(torch.stack([x, cf]))
+    lp = float(torch.as_tensor(self.lpips(x[None], cf[None])).reshape(-1)[0]) if self.lpips is not None else None
+    knob = (f"strength {r.strength:g}" if r.strength is not None else f"T_skip {r.t_skip}/{self.edit.n_steps}" if r.t_skip is not None
+            else f"its last try ({r.tried[-1][0]:g})" if r.tried else 'its setting')
+    pos, s, t = self.positive_class, self.bank.classes[src], p.target
+    view = 'side by side' if p.view == 'ω strip' else p.view
+    fp = [self._p_named(s, probs[0]), self._p_named(t, probs[-1])] if probs else None
+    data, fmt = render_view(view, x, cf, (s, t), ('original' + (f" · p({pos}) = {probs[0]:.2f}" if probs else ''),
+                            f"{name} · {knob}" + (f" · p({pos}) = {probs[-1]:.2f}" if probs else '')),
+                            None if fp is None or None in fp else fp, scale=self.scale)
+    self._publish(Result(p, self._image(p.index)[3], self._image(p.index)[2], s, t, x, cf, probs[0] if probs else None,
+                         probs[-1] if probs else None, pos if probs else None, lp, 'method', int(r.nfe),
+                         time.perf_counter() - t0, data, fmt))
+    verdict = 'flipped' if r.flipped else 'did not flip'
+    self.note = (f"{name}: image {p.index} → {t} {verdict} at {knob}, p({pos}) {r.p_original:.2f} → "
+                 f"{r.p_counterfactual:.2f}; tried {', '.join(f'{k:g}: {q:.2f}' for k, q in r.tried)}; {r.nfe} UNet evaluations"
+                 + (f", {r.grad_evals} guide gradients" if r.grad_evals else ''))
+    self._set_status(self.note)
+    return r
+
+Explorer.method = _prop('_w_method', "The method the Search button runs ('diffusion' or a key of `methods`).")
 
 # %% ../../nbs/52_study.explorer.ipynb #306c7fd7
 @dataclass
