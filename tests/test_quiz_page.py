@@ -86,7 +86,8 @@ def test_quiz_page_in_chromium(page, tmp_path):
                 assert not {t.stimulus for t in trials} & used                           # no image that built the deck
                 assert sorted(t.trial_index for t in trials) == list(range(N_QUIZ))
                 assert [t.correct for t in sorted(trials, key=lambda t: t.trial_index)] == [right(k) for k in range(N_QUIZ)]
-                assert {t.deck_hash for t in trials} == {study['deck_hash']} and trials[0].criterion == study['criterion']
+                assert {t.deck_hash for t in trials} == {study['deck_hash']}
+                assert trials[0].criterion == (cfg['baseline']['criterion'] if g == 'baseline' else study['criterion'])
                 assert [t.stimulus for t in trials] != sorted(t.stimulus for t in trials) or N_QUIZ < 4   # shuffled
                 j = json.loads(json_file.read_text())
                 assert j['meta']['group_from'] == 'link' and j['meta']['seed'] == trials[0].seed

@@ -71,11 +71,12 @@ def analyse_cmd(files, out, control):
 @click.option('--score/--no-score', default=True, show_default=True, help='Show participants their score at the end.')
 @click.option('--send-to', default='', help='Who receives the files, shown on the last screen (e.g. an e-mail address).')
 @click.option('--groups', default=','.join(GROUPS), show_default=True, help='Groups drawn at random when a link names none.')
-def page_cmd(deck, out, segment_s, n_quiz, budget, feedback, score, send_to, groups):
+@click.option('--baseline-deck', default=None, type=click.Path(path_type=Path), help="A second method's deck of the same classes: its flips are the baseline group's (default: this deck's ω = 0 reconstructions).")
+def page_cmd(deck, out, segment_s, n_quiz, budget, feedback, score, send_to, groups, baseline_deck):
     "Write the study-and-quiz page of DECK (a built deck folder) to --out."
     s = QuizSettings(segment_s, n_quiz, budget, feedback, show_score=score, send_to=send_to,
                      groups=[g.strip() for g in groups.split(',') if g.strip()])
-    index = write_quiz_page(deck, out, s)
+    index = write_quiz_page(deck, out, s, baseline_deck)
     click.echo(f"quiz page: {index}")
     click.echo(f"links: {index.name}?group=unpaired, ?group=ours, ?group=baseline (or no group: drawn at random)")
 

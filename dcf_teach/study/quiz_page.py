@@ -137,11 +137,12 @@ def example_study_material(deck_dir: str | Path, # a deck folder (e.g. from `dcf
                            n_flips: int = 2, # flips per direction
                            n_quiz: int = 10, # quiz images
                            baseline: bool = True, # add ω = 0-like baseline "edits" (the originals, slightly blurred)
+                           start: int = 0, # first image number (another deck's material: other ids)
                           ) -> Path:
     "Synthetic study material (discs = bouba, stars = kiki) for a test deck; returns study.json."
     from dcf_teach.testing import shape_image
     rng = np.random.default_rng(0)
-    k = iter(range(10_000))
+    k = iter(range(start, start + 10_000))
     def img(label, split):
         i = next(k); x = shape_image(0.0 if label == 'bouba' else 0.45, i % 4) + rng.normal(0, 0.02, (32, 32, 3)).astype(np.float32)
         return StudyImage(f'{label}/{i:05d}', label, split, np.clip(x, 0, 1))
@@ -213,12 +214,26 @@ class QuizSettings:
         return self
 
 # %% ../../nbs/54_study.quiz_page.ipynb #0a55a2c4
+def _other_baseline(study: dict, other: dict) -> dict:
+    "The flips of another deck (a second method) as this deck's baseline, checked: same classes, and none of its images in this quiz."
+    if list(other['classes']) != list(study['classes']) or other.get('dataset') != study.get('dataset'):
+        raise UserError(f"--baseline-deck {other['path']}: it teaches {other.get('dataset')} {other['classes']}, not {study.get('dataset')} {study['classes']}")
+    if not other['flips']: raise UserError(f"--baseline-deck {other['path']}: it has no flipped counterfactuals")
+    quiz = {q['id'] for q in study['quiz']}
+    theirs = set(other['used']['ids']) | {r['id'] for r in other['examples'] + other.get('extra', []) + other['flips']}
+    if quiz & theirs: raise UserError(f"--baseline-deck {other['path']}: quiz image {sorted(quiz & theirs)[0]!r} was used to build that deck")
+    pre = lambda f: f"img/baseline/{f.split('/', 1)[1]}"
+    return dict(name=f"the counterfactuals of deck {other['path'].parent.parent.name}", criterion=other['criterion'],
+                flips=[{**r, 'original': pre(r['original']), 'counterfactual': pre(r['counterfactual'])} for r in other['flips']])
+
 def quiz_config(study: dict, # from `read_study`
                 settings: QuizSettings = QuizSettings(), # the page's defaults
+                baseline: dict | None = None, # `read_study` of a second method's deck: its flips replace the baseline
                ) -> dict:
     "The page's configuration (config.js): image paths relative to the page, the groups, the quiz, the settings."
     s = settings.check()
     A, B = study['classes']
+    if baseline is not None: study = {**study, 'baseline': _other_baseline(study, baseline)}
     has_bl = bool((study.get('baseline') or {}).get('flips'))
     groups = [g for g in (s.groups or GROUPS) if g != 'baseline' or has_bl]
     if 'baseline' in (s.groups or ()) and not has_bl: raise UserError(f"--groups baseline: {study['path']} has no baseline images")
@@ -232,7 +247,9 @@ def quiz_config(study: dict, # from `read_study`
                 show_score=bool(s.show_score), send_to=s.send_to, display_px=int(s.display_px),
                 examples=[im(r) for r in study['examples']], extra=[im(r) for r in study.get('extra', [])],
                 flips=[fl(r) for r in study['flips']],
-                baseline=dict(name=study['baseline']['name'], flips=[fl(r) for r in study['baseline']['flips']]) if has_bl else None,
+                baseline=dict(name=study['baseline']['name'], flips=[fl(r) for r in study['baseline']['flips']],
+                              criterion=study['baseline'].get('criterion') or f"baseline: {study['baseline']['name']} of the shown "
+                                        "flips' originals, shown whether or not the oracle's class changed") if has_bl else None,
                 quiz=[im(q) for q in quiz], page_version=f'dcf_teach {__version__}')
 
 # %% ../../nbs/54_study.quiz_page.ipynb #4ba51377
@@ -269,10 +286,12 @@ _JSPSYCH = ('jspsych.min.js', 'plugin-html-button-response.min.js', 'plugin-html
 def write_quiz_page(deck_dir: str | Path, # a deck folder with study/study.json
                     out: str | Path, # the page folder (replaced as a whole)
                     settings: QuizSettings = QuizSettings(), # the page's defaults
+                    baseline_deck: str | Path | None = None, # a second method's deck: its flips are the baseline group's
                    ) -> Path:
     "Build the static study-and-quiz page of a deck into `out`; returns out/index.html."
     study, out = read_study(deck_dir), Path(out)
-    cfg = quiz_config(study, settings)
+    other = read_study(baseline_deck) if baseline_deck is not None else None
+    cfg = quiz_config(study, settings, other)
     src = assets_dir()
     missing = [f for f in _JSPSYCH if not (src / 'jspsych' / f).is_file()] + [f for f in ('quiz.js', 'quiz.css') if not (src / 'quiz' / f).is_file()]
     if missing: raise UserError(f"{src}: the quiz page's file {missing[0]} is missing (run `make jspsych`)")
@@ -283,6 +302,10 @@ def write_quiz_page(deck_dir: str | Path, # a deck folder with study/study.json
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', suffix='.tmp', dir=out.parent))
     try:
         shutil.copytree(study['path'].parent / 'img', tmp / 'img')
+        if other is not None:
+            (tmp / 'img' / 'baseline').mkdir()
+            for r in other['flips']:
+                for k in ('original', 'counterfactual'): shutil.copy2(other['path'].parent / r[k], tmp / 'img' / 'baseline' / Path(r[k]).name)
         (tmp / 'js').mkdir()
         for f in _JSPSYCH: shutil.copy2(src / 'jspsych' / f, tmp / 'js' / f)
         shutil.copy2(src / 'jspsych' / 'LICENSE', tmp / 'js' / 'LICENSE-jspsych.txt')

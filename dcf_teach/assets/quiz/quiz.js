@@ -85,13 +85,13 @@
       'Study these labelled images: what makes an image ' + A + ' or ' + B + '?', shown.map(card), 3 * segMs));
     studyImages = shown.map(function (im) { return im.file; });
   } else {
-    var what = group === 'baseline' ? C.baseline.name : 'counterfactuals';
+    // the same words for both paired groups: participants are not told which method made their images
     segments.push(segment('examples', 'Labelled images of ' + A + ' and ' + B,
       'Study these labelled images: what makes an image ' + A + ' or ' + B + '?', C.examples.map(card), segMs));
-    segments.push(segment(A + '->' + B, A + ' → ' + B, 'Each image alternates between a ' + A + ' image and the same image changed (' +
-      what + ') to look like ' + B + '. Look for what changes.', ab.map(flipCard), segMs));
-    segments.push(segment(B + '->' + A, B + ' → ' + A, 'Each image alternates between a ' + B + ' image and the same image changed (' +
-      what + ') to look like ' + A + '. Look for what changes.', ba.map(flipCard), segMs));
+    segments.push(segment(A + '->' + B, A + ' → ' + B, 'Each image alternates between a ' + A + ' image and the same image changed to look like ' +
+      B + '. Look for what changes.', ab.map(flipCard), segMs));
+    segments.push(segment(B + '->' + A, B + ' → ' + A, 'Each image alternates between a ' + B + ' image and the same image changed to look like ' +
+      A + '. Look for what changes.', ba.map(flipCard), segMs));
     studyImages = C.examples.map(function (im) { return im.file; }).concat(
       [].concat.apply([], flips.map(function (f) { return [f.original, f.counterfactual]; })));
   }
@@ -159,7 +159,7 @@
         participant: participant, group: group, stimulus: d.quiz_id, truth: d.truth, answer: d.answer,
         correct: d.correct, rt_ms: d.rt === null || d.rt === undefined ? null : Math.round(d.rt),
         elapsed_ms: d.time_elapsed, trial_index: d.quiz_index, seed: String(seed), deck_hash: C.deck_hash,
-        criterion: C.criterion
+        criterion: group === 'baseline' ? C.baseline.criterion : C.criterion
       };
     });
   }
@@ -185,6 +185,7 @@
     var meta = {
       participant: participant, group: group, group_from: groupFrom, seed: String(seed), budget: budget,
       segment_s: segMs / 1000, feedback: feedback, deck_hash: C.deck_hash, criterion: C.criterion, dataset: C.dataset,
+      baseline: C.baseline ? C.baseline.name : null,
       classes: C.classes, quiz_ids: quiz.map(function (q) { return q.id; }), study: study, started: started,
       finished: new Date().toISOString(), user_agent: navigator.userAgent, page: C.page_version
     };
