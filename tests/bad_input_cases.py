@@ -207,6 +207,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
     C += _num(p, '--epochs', ['0'])
     C += _num(p, '--minutes', ['0'])
     C += _num(p, '--adversarial', ['-1', 'x'])
+    add('train-oracle-init-missing', [*p, '--init', 'nooracle'], '--init')
     C += _num(p, '--resolution', ['4'])
     C += _num(p, '--members', ['bogus', ','])
     C += _num(p, '--patience', ['0'])

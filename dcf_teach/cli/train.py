@@ -107,17 +107,19 @@ def _summary(oracle: Oracle, out: Path | None) -> str:
 @click.option('--pretrained', is_flag=True, help="Start from the hub's ImageNet weights (needs the hub).")
 @click.option('--adversarial', default=0.0, show_default=True, type=click.FloatRange(min=0),
               help='L2 radius of PGD adversarial training in [0,1] pixels (0: off; 0.5: a robust guide for DVCE).')
+@click.option('--init', default=None, type=click.Path(path_type=Path), help='Start each member from this oracle folder\'s member of the same name (fine-tuning).')
 @click.option('--seed', default=0, show_default=True, type=int)
 @click.option('--device', default='cpu', show_default=True, help="'cpu', 'cuda', 'auto', ...")
 @click.option('--threads', type=click.IntRange(min=1), help='torch CPU threads.')
 @click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
 @click.option('--resume', is_flag=True, help="Continue the interrupted run in OUT from its last epoch checkpoint (same options).")
 def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patience, batch_size, lr, texture, width,
-               max_train, pretrained, adversarial, seed, device, threads, force, resume):
+               max_train, pretrained, adversarial, init, seed, device, threads, force, resume):
     "Train the oracle ensemble (ResNet-18, MobileNet-V2, EfficientNet-B0) for two classes and print held-out accuracies."
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
     check_dataset(data, '--data', check_classes(classes, '--classes', n=2))
     check_output(out, '--out', 'dir'); check_device(device)
+    if init is not None: check_oracle(init, '--init')
     _ms = [m.strip() for m in members.split(',') if m.strip()]
     if not _ms or any(m not in MEMBERS for m in _ms):
         raise UserError(f"--members {members!r}: choose from {', '.join(MEMBERS)}")
@@ -137,7 +139,7 @@ def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patienc
     if bad or not names: raise UserError(f"--members: unknown {bad[0] if bad else '(empty)'!r}; choose from {', '.join(MEMBERS)}")
     if threads: torch.set_num_threads(threads)
     o = train_oracle(data, classes, out, resolution, tuple(names), epochs, minutes, patience, batch_size, lr, texture, width,
-                     pretrained, max_train, seed, device, progress=True, resume=resume and not force, adversarial=adversarial)
+                     pretrained, max_train, seed, device, progress=True, resume=resume and not force, adversarial=adversarial, init=init)
     click.echo(_summary(o, out))
 
 # %% ../../nbs/93_cli.train.ipynb #3fb14b57

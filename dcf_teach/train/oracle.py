@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..core import UserError, get_logger, load_train_state, resolve_device, save_train_state, write_json_atomic
-from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, oracle_accuracy, save_oracle
+from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, load_oracle, oracle_accuracy, save_oracle
 from ..data.folder import load_dataset
 
 # %% auto #0
@@ -295,6 +295,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                  progress: bool = True, # progress bars
                  resume: bool = False, # continue the interrupted run in `out/.work` (else a fresh start)
                  adversarial: float = 0., # L2 radius of PGD adversarial training (0: off; 0.5 makes a robust guide at 32 px)
+                 init: str | Path | None = None, # an oracle folder whose members' weights each member starts from (fine-tuning)
                 ) -> Oracle:
     "Train the ensemble, report held-out accuracies in `oracle.meta`, and save it to `out` if given."
     classes = classes.split(',') if isinstance(classes, str) else list(classes)
@@ -302,6 +303,11 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
     if minutes is not None and minutes <= 0: raise UserError(f"--minutes must be positive, got {minutes}")
     t0 = time.monotonic()
     dev = resolve_device(device)
+    start = None
+    if init is not None:   # fine-tuning (DVCE's robust "Madry + FT" classifier is one): every member must exist there, same config
+        start = load_oracle(init).members
+        missing = [m for m in members if m not in start]
+        if missing: raise UserError(f"--init {init}: it has no member {missing[0]!r} (it has {', '.join(start)})")
     classes, sp = load_splits(data, classes, resolution, progress)
     (xt, yt), val, (xte, yte) = sp['train'], sp['val'], sp['test']
     if max_train and len(xt) > max_train:
@@ -312,14 +318,17 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
     work = start_run(out, resume, {'data': str(data), 'classes': classes, 'resolution': resolution, 'members': list(members),
                                    'epochs': epochs, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
                                    'texture': texture, 'width': width, 'pretrained': pretrained, 'max_train': max_train,
-                                   'seed': seed, 'counts': counts, **({'adversarial': adversarial} if adversarial else {})}) if out is not None else None
+                                   'seed': seed, 'counts': counts, **({'adversarial': adversarial} if adversarial else {}),
+                                   **({'init': str(init)} if init else {})}) if out is not None else None
     trained, info = {}, {}
     for k, name in enumerate(members):
         deadline = None
         if minutes is not None:  # share what is left by cost: ResNet's steps are ~2.5× cheaper than the others'
             left, w = t0 + 60*minutes - time.monotonic(), [BUDGET_WEIGHT.get(n, 1.) for n in members[k:]]
             deadline = time.monotonic() + max(left, 0)*w[0]/sum(w)
-        m = build_member(name, resolution, width, pretrained, seed=seed + k).to(dev)
+        m = build_member(name, resolution, width, pretrained, seed=seed + k)
+        if start is not None: m.load_state_dict(start[name].state_dict())
+        m = m.to(dev)
         t1 = time.monotonic()
         m, rec = fit_member(m, (xt.to(dev), yt.to(dev)), (val[0].to(dev), val[1].to(dev)), epochs, patience, batch_size, lr,
                             texture, seed + k, deadline, name, progress, None if work is None else work/name, adversarial)
@@ -341,6 +350,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                                 'optimizer': 'Adam', 'loss': 'BCEWithLogits', 'texture_p': texture, 'width': width,
                                 'pretrained': pretrained, 'seed': seed, 'max_train': max_train,
                                 'adversarial': {'norm': 'L2', 'eps': adversarial, 'steps': 3, 'step_size': '2.5·ε/3'} if adversarial else None,
+                                'init': str(init) if init else None,
                                 'augmentation': 'hflip, affine (scale 0.8-1.2, shift 5%, rotation 10 deg), texture '
                                                 '(gaussian noise, blur, colour noise, blocks, posterise, patterns, jitter)',
                                 'seconds': round(time.monotonic() - t0, 1), 'threads': torch.get_num_threads()},
