@@ -23,7 +23,8 @@ from ..evaluation.sweeps import omega_sweep
 # %% auto #0
 __all__ = ['STUDY_FORMAT', 'GROUPS', 'TRAINING_SPLITS', 'BUDGETS', 'PAGE_MARKER', 'StudyImage', 'StudyFlip', 'to_uint8',
            'select_quiz', 'write_study_material', 'example_study_material', 'study_file', 'deck_hash', 'read_study',
-           'QuizSettings', 'quiz_config', 'assets_dir', 'write_quiz_page', 'quiz_links_markdown', 'deck_study_material']
+           'QuizSettings', 'quiz_config', 'assets_dir', 'write_quiz_page', 'quiz_links_markdown', 'deck_study_material',
+           'deck_quiz_page']
 
 # %% ../../nbs/54_study.quiz_page.ipynb #e4a9b559
 _log = get_logger(__name__)
@@ -382,3 +383,25 @@ def deck_study_material(setup, # `dcf_teach.evaluation.evaluate.EvalSetup` of th
             f"search stopped at P(target) >= {min_confidence:g}")
     return write_study_material(deck_dir, order, examples, flips, quiz, crit, extra, bl, used_ids=used,
                                 dataset=Path(str(setup.data.name)).name, title=title)
+
+# %% ../../nbs/54_study.quiz_page.ipynb #0af1a57f
+def deck_quiz_page(setup, # `EvalSetup` of the deck
+                   result, # `EvalResult` of its search
+                   pairs, # the deck's `StudyPair`s
+                   order: Sequence[str], # (A, B)
+                   deck_dir: str | Path, # the deck folder
+                   n_examples: int = 6, # labelled examples per class
+                   n_quiz: int = 50, # quiz images (0: no page)
+                   seed: int = 0, # the deck seed
+                   baseline: bool = True, # ω = 0 reconstructions for the baseline group
+                   min_confidence: float = 0.5, # the search's stopping confidence
+                   title: str = '', # page title
+                  ) -> tuple[Path | None, str]:
+    "Write DECK/study/ and DECK/quiz/; returns (the page's index.html or None, the markdown the deck shows)."
+    if n_quiz <= 0: return None, "*No study-and-quiz page (n_quiz = 0).*"
+    try: deck_study_material(setup, result, pairs, order, deck_dir, n_examples, n_quiz, seed, baseline, min_confidence, title)
+    except UserError as e:
+        _log.warning(f"no study-and-quiz page for {deck_dir}: {e}")
+        return None, f"*No study-and-quiz page: {e}.*"
+    index = write_quiz_page(deck_dir, Path(deck_dir) / 'quiz', QuizSettings(n_quiz=n_quiz))
+    return index, quiz_links_markdown(index, deck_dir)
