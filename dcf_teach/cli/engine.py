@@ -22,10 +22,13 @@ from ..core import default_cache_dir
 from ..engine.models import load_components
 from ..engine.inversion import invert, resolve_t_skip
 from ..engine.bank import (Stability, bank_from_dataset, bank_paths, check_bank, load_bank, plot_stability, save_bank)
-from ..engine.counterfactual import _to_tensor, parse_t_skip, pick_source, save_png_atomic, sweep
+from ..engine.counterfactual import _to_tensor, edit_embedding, parse_t_skip, pick_source, save_png_atomic, sweep
+from ..engine.inversion import regenerate
+from ..engine.models import decode_latents
+from ..engine.guided import composite, latent_mask
 
 # %% auto #0
-__all__ = ['bank_cli', 'edit_cli']
+__all__ = ['bank_cli', 'parse_region', 'edit_cli']
 
 # %% ../../nbs/92_cli.engine.ipynb #14268879
 @click.command('bank', cls=Command)
@@ -70,6 +73,28 @@ def bank_cli(data_dir, model, out, split, classes, device, batch_size, cache, no
                f"direction cosine with {s['ns'][len(s['ns']) // 2]} images/class: {s['mean'][len(s['ns']) // 2]:.3f}; "
                f"wrote {st} and {bank_paths(st)[1]}")
 
+# %% ../../nbs/92_cli.engine.ipynb #0580c53d
+def parse_region(spec: str | None, # 'x0,y0,x1,y1' (fractions of the image side, 0..1) or a mask image (white = may change)
+                 resolution: int, # the model's image side
+                 opt: str = '--region', # the option (named in errors)
+                ):
+    "A [1,1,R,R] boolean region from a box or a mask image, or None."
+    import torch
+    if spec is None: return None
+    p = Path(spec)
+    if p.suffix.lower() in ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff') or p.exists():
+        check_input(p, opt, 'file')
+        m = np.asarray(resize_center_crop(open_image(p), resolution).convert('L')) > 127
+        if not m.any(): raise UserError(f"{opt} {spec}: the mask is empty (no white pixel: nothing may change)")
+        return torch.from_numpy(m)[None, None]
+    try: box = [float(v) for v in spec.split(',')]
+    except ValueError: box = []
+    if len(box) != 4 or not all(0 <= v <= 1 for v in box) or box[2] <= box[0] or box[3] <= box[1]:
+        raise UserError(f"{opt} {spec!r}: give a mask image or a box 'x0,y0,x1,y1' of fractions 0..1 with x0 < x1 and y0 < y1")
+    x0, y0, x1, y1 = (round(v * resolution) for v in box)
+    m = torch.zeros(1, 1, resolution, resolution, dtype=torch.bool); m[..., y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] = True
+    return m
+
 # %% ../../nbs/92_cli.engine.ipynb #d4da26d1
 @click.command('edit', cls=Command)
 @click.argument('image', type=click.Path(path_type=Path))
@@ -81,8 +106,9 @@ def bank_cli(data_dir, model, out, split, classes, device, batch_size, cache, no
 @edit_options(search=False)
 @click.option('--device', default='auto', show_default=True)
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
+@click.option('--region', default=None, help="Change only here: a box 'x0,y0,x1,y1' (fractions of the side) or a mask image (white = may change).")
 @click.option('--out', required=True, type=click.Path(path_type=Path), help='Output folder.')
-def edit_cli(image, model, bank_path, target, source_class, t_skip, edit, device, adapter, out):
+def edit_cli(image, model, bank_path, target, source_class, t_skip, edit, device, adapter, region, out):
     "Make a counterfactual of IMAGE towards class TARGET (writes a PNG and a JSON record)."
     t0 = time.time()
     ts = parse_t_skip(t_skip)
@@ -95,6 +121,7 @@ def edit_cli(image, model, bank_path, target, source_class, t_skip, edit, device
     tgt = bank.index(target)
     if source_class is not None and bank.index(source_class) == tgt:
         raise UserError(f"--source-class {source_class!r} is the --target class; choose another")
+    parse_region(region, 8)        # checked before anything loads (again at the model's resolution below)
     check_model(model); check_adapter(adapter); check_device(device); check_output(out, '--out', 'dir')
     c = load_components(model, device=device, adapter=adapter)
     check_bank(bank, c)
@@ -103,14 +130,21 @@ def edit_cli(image, model, bank_path, target, source_class, t_skip, edit, device
     x = _to_tensor(resize_center_crop(pil, c.resolution))[None]
     inv = invert(c, x, steps, es.inversion, es.inversion_guidance_scale, es.zero_last_noise, k, es.seed, progress=True)
     src = bank.index(source_class) if source_class is not None else pick_source(bank, tgt, inv.embeds[0])
-    sw = sweep(c, inv, bank.direction(src, tgt), [omega], [k], guidance, progress=True)
+    reg = parse_region(region, c.resolution)
+    if reg is None:
+        sw = sweep(c, inv, bank.direction(src, tgt), [omega], [k], guidance, progress=True); cf, nfe = sw.images[0], sw.nfe
+    else:   # outside the region every step is the inversion's own, and the pixels are the input's
+        z, nfe = regenerate(c, inv, edit_embedding(inv.embeds, bank.direction(src, tgt), omega), k, guidance_scale=guidance,
+                            progress=True, mask=latent_mask(c, reg))
+        cf = composite(x, decode_latents(c, z).cpu(), reg)[0]
     stem = f"{Path(image).stem}_to_{bank.classes[tgt]}"
-    png = save_png_atomic(sw.images[0], Path(out) / f'{stem}.png')
+    png = save_png_atomic(cf, Path(out) / f'{stem}.png')
     rec = dict(input=str(image), input_hash=inv.hashes[0], output=png.name, model=str(model), model_id=c.model_id,
                adapter=c.adapter, encoder_id=c.encoder_id, resolution=c.resolution, bank=str(bank_path),
                source_class=bank.classes[src], source_inferred=source_class is None, target_class=bank.classes[tgt],
                omega=omega, t_skip=k, t_skip_fraction=k / steps, guidance_scale=guidance, **inv.options(),
-               edit_defaults_from={k: es_from[k] for k in ('omega', 'inversion', 'guidance_scale', 'inversion_guidance_scale')}, nfe=inv.nfe + sw.nfe, seconds=round(time.time() - t0, 3), library_version=__version__)
+               edit_defaults_from={k: es_from[k] for k in ('omega', 'inversion', 'guidance_scale', 'inversion_guidance_scale')}, nfe=inv.nfe + nfe,
+               region=None if reg is None else dict(spec=str(region), share=float(reg.float().mean())), seconds=round(time.time() - t0, 3), library_version=__version__)
     write_json_atomic(Path(out) / f'{stem}.json', rec)
     click.echo(f"{bank.classes[src]} → {bank.classes[tgt]} (ω={omega:g}, {es.inversion!r} inversion, T_skip={k}/{steps}, "
                f"{rec['nfe']} NFE): {png}")
