@@ -381,6 +381,24 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('quiz-analyse-no-out', [*p, 'quiz'], '--out')
     add('quiz-analyse-out-file', [*p, 'quiz', '--out', 'notes.txt'], 'notes.txt')
     add('quiz-analyse-control-unknown', [*p, 'quiz', '--control', 'nogroup', '--out', 'qout'], 'nogroup')
+    # quiz page: options are checked before the deck, the deck before anything is written
+    p = ['quiz', 'page', 'empty', '--out', 'qp']
+    add('quiz-page-deck-missing', ['quiz', 'page', 'nowhere', '--out', 'qp', '--send-to', 'me@example.org'], 'nowhere')
+    add('quiz-page-deck-not-deck', p, 'empty')
+    add('quiz-page-out-file', ['quiz', 'page', 'empty', '--out', 'notes.txt'], 'notes.txt')
+    add('quiz-page--segment-s=0', [*p, '--segment-s', '0'], '--segment-s')
+    add('quiz-page--n-quiz=1', [*p, '--n-quiz', '1'], '--n-quiz')
+    add('quiz-page--budget=money', [*p, '--budget', 'money'], '--budget')
+    add('quiz-page--groups=x', [*p, '--groups', 'ours,x'], '--groups')
+    add('quiz-page-baseline-deck-missing', [*p, '--baseline-deck', 'nowhere'], 'nowhere')
+    # quiz simulate
+    p = ['quiz', 'simulate', 'empty', '--out', 'sim.json']
+    add('quiz-simulate-deck-missing', ['quiz', 'simulate', 'nowhere', '--out', 'sim.json', '--seed', '3'], 'nowhere')
+    add('quiz-simulate-out-not-json', ['quiz', 'simulate', 'empty', '--out', 'sim.txt'], '--out')
+    add('quiz-simulate--seeds=1', [*p, '--seeds', '1'], '--seeds')
+    add('quiz-simulate--noise=-1', [*p, '--noise', '-1'], '--noise')
+    add('quiz-simulate--learners=x', [*p, '--learners', 'x'], '--learners')
+    add('quiz-simulate--features=clip', [*p, '--features', 'clip'], '--features')
     ids = [c[0] for c in C]
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
     assert not TRIMMED - set(ids), TRIMMED - set(ids)

@@ -14,7 +14,7 @@ import click
 from ..core import UserError, get_logger
 from .base import Group
 from ..study.quiz import CONTROL, read_trials, write_report
-from ..study.quiz_page import BUDGETS, GROUPS, QuizSettings, write_quiz_page
+from ..study.quiz_page import BUDGETS, GROUPS, QuizSettings, study_file, write_quiz_page
 from ..study.learners import CONTROLS, FEATURES, LEARNERS, control_verdicts, load_material, simulate, write_simulation
 
 # %% auto #0
@@ -75,7 +75,9 @@ def analyse_cmd(files, out, control):
 def page_cmd(deck, out, segment_s, n_quiz, budget, feedback, score, send_to, groups, baseline_deck):
     "Write the study-and-quiz page of DECK (a built deck folder) to --out."
     s = QuizSettings(segment_s, n_quiz, budget, feedback, show_score=score, send_to=send_to,
-                     groups=[g.strip() for g in groups.split(',') if g.strip()])
+                     groups=[g.strip() for g in groups.split(',') if g.strip()]).check()   # options first, then files
+    if out.exists() and not out.is_dir(): raise UserError(f"--out {out}: exists and is not a folder")
+    if baseline_deck is not None: study_file(baseline_deck)
     index = write_quiz_page(deck, out, s, baseline_deck)
     click.echo(f"quiz page: {index}")
     click.echo(f"links: {index.name}?group=unpaired, ?group=ours, ?group=baseline (or no group: drawn at random)")
@@ -99,6 +101,8 @@ def _names(text: str, allowed: tuple, opt: str) -> list[str]:
 def simulate_cmd(decks, out, seeds, noise, learners, features, seed):
     "Simulated learners study each DECK's material at equal image counts; gains over the unpaired arm with 95 % CIs, and the controls."
     if out.suffix != '.json': raise UserError(f"--out {out}: expected a .json file")
+    if seeds < 2: raise UserError(f"--seeds must be at least 2, got {seeds}")
+    if not noise >= 0: raise UserError(f"--noise must be >= 0, got {noise}")
     ls, fs = _names(learners, LEARNERS, '--learners'), _names(features, FEATURES, '--features')
     mats = [load_material(d) for d in decks]            # every deck is checked before the first simulation
     res = {}
