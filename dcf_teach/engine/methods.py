@@ -177,7 +177,7 @@ class DVCE(StrengthSearch):
 class RCSB(StrengthSearch):
     "RCSB: region infill on the image's own inversion, ADAM-stabilised guidance on the Tweedie estimate."
     name, knob, default = 'rcsb', 'scale', 1.5
-    def __init__(self, oracle, guide, strengths: Sequence[float] = (0.5, 1.0, 1.5, 3.0, 6.0), # s to try
+    def __init__(self, oracle, guide, strengths: Sequence[float] = (1.5, 3.0, 6.0, 12.0, 24.0), # s to try (1.5: RCSB's default)
                  t_skip: float = 0.4, cell: int | None = None, area: float = 0.3, ig_steps: int = 32):
         super().__init__(oracle, guide, strengths)
         self.t_skip, self.cell, self.area, self.ig_steps = float(t_skip), cell, float(area), int(ig_steps)

@@ -102,11 +102,13 @@ def run_compare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', '
     if any(m in GUIDED for m in methods) and g is None:
         raise UserError(f"--methods {','.join(m for m in methods if m in GUIDED)} need a guide classifier: the oracle "
                         f"{su.oracle_name!r} has no shipped guide; pass --guide FOLDER (train one with `dcf-teach train oracle`)")
-    plan = [(m, m, g) for m in methods] + ([(f"{m} (judge-guided: upper bound)", m, su.oracle) for m in methods if m in GUIDED] if judge_guided else [])
+    plan = [(m, m, g) for m in methods]
+    if r is not None and 'rcsb' in methods: plan.append(('rcsb (robust guide)', 'rcsb', r))   # RCSB has no cone: try the robust guide itself
+    if judge_guided: plan += [(f"{m} (judge-guided: upper bound)", m, su.oracle) for m in methods if m in GUIDED]
     rows, results = {}, {}
     for label, name, gd in plan:
         log.info(f"compare: {label} on {len(su.held)} images")
-        rb = r if gd is g else None
+        rb = r if gd is g and name == 'dvce' else None
         method = _tag(make_method(name, su.oracle, guide=gd, robust=rb), gd, rb) if name in GUIDED else make_method(name, su.oracle)
         res = evaluate_setup(su, edit, batch_size, progress, method)
         m = res.metrics()
