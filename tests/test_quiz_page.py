@@ -76,6 +76,7 @@ def test_quiz_page_in_chromium(page, tmp_path):
                 right = (lambda k: True) if g == 'ours' else (lambda k: k % 2 == 0)
                 url = f'{index.as_uri()}?group={g}&segment_s=0.3&participant=p-{g}'
                 if g == 'baseline': url += '&feedback=1&feedback_s=0.05'         # the optional feedback mode
+                if g == 'unpaired': url += '&budget=count'                        # as many study images as the paired groups
                 (csv_file, json_file), cfg = _participant(browser, url, results, right)
                 assert csv_file.name == f'p-{g}_{g}.csv'
                 lines = csv_file.read_text().splitlines()
@@ -92,6 +93,8 @@ def test_quiz_page_in_chromium(page, tmp_path):
                 j = json.loads(json_file.read_text())
                 assert j['meta']['group_from'] == 'link' and j['meta']['seed'] == trials[0].seed
                 assert len(j['meta']['study']) == (1 if g == 'unpaired' else 3) and j['meta']['feedback'] == (g == 'baseline')
+                E, K = len(study['examples']), len(study['flips'])
+                assert [s['n_images'] for s in j['meta']['study']] == ([E + 2 * K] if g == 'unpaired' else [E, K // 2, K // 2])
                 assert read_trials(json_file) == trials                                  # CSV and JSON agree
             # no group in the link: drawn at random and recorded
             (f, _), _ = _participant(browser, f'{index.as_uri()}?segment_s=0.2&participant=anyone&seed=7', results, lambda k: True)

@@ -148,7 +148,7 @@ def example_study_material(deck_dir: str | Path, # a deck folder (e.g. from `dcf
         i = next(k); x = shape_image(0.0 if label == 'bouba' else 0.45, i % 4) + rng.normal(0, 0.02, (32, 32, 3)).astype(np.float32)
         return StudyImage(f'{label}/{i:05d}', label, split, np.clip(x, 0, 1))
     ex = [img(c, 'train') for c in ('bouba', 'kiki') for _ in range(n_examples)]
-    extra = [img(c, 'train') for c in ('bouba', 'kiki') for _ in range(n_flips)]
+    extra = [img(c, 'train') for c in ('bouba', 'kiki') for _ in range(2 * n_flips)]    # as a deck build: 2K more real images
     fl = [StudyFlip(o := img(a, 'test'), img(b, 'test').image, b, 0.9) for a, b in (('bouba', 'kiki'), ('kiki', 'bouba')) for _ in range(n_flips)]
     bl = [StudyFlip(f.original, np.clip(to_uint8(f.original.image) / 255 * 0.97, 0, 1), f.target, 0.2) for f in fl] if baseline else []
     searched = [img(c, 'test').id for c in ('bouba', 'kiki')]
