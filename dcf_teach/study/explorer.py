@@ -29,14 +29,15 @@ from ..engine.settings import N_STEPS, EditSettings
 from ..data.kikibouba import KIKIBOUBA_CLASSES, kikibouba_records
 from ..render import (save_gif, caption, difference_overlay, flip_frames, interpolation_strip, upscale, flip_gif)
 from ..engine.search import minimal_edit_search
-from ..engine.methods import EditRequest
-from ..judge.oracle import load_oracle, shipped_oracles
+from ..engine.methods import DVCE, RCSB, EditRequest, Prototype, SDEdit
+from ..judge.oracle import load_oracle, shipped_guide, shipped_oracles
 
 log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'VIEWS', 'BENCH_OMEGAS', 'in_kernel', 'LatestOnly', 'InversionCache', 'ImageList', 'kikibouba_demo_data',
-           'strip_omegas', 'render_view', 'Params', 'Result', 'Explorer', 'Demo', 'demo_setup', 'bench_explorer']
+           'strip_omegas', 'render_view', 'Params', 'Result', 'Explorer', 'Demo', 'demo_setup', 'demo_methods',
+           'bench_explorer']
 
 # %% ../../nbs/52_study.explorer.ipynb #9c0c6f18
 def in_kernel() -> bool:
@@ -721,10 +722,11 @@ class Demo:
     n_steps: int # N to use
     embedded: bool # True when the embedded default model is used
     notes: list = field(default_factory=list) # what was substituted or is missing
+    methods: dict = field(default_factory=dict) # the Search button's other methods (baselines; DVCE and RCSB with the pair's shipped guides)
 
     def explorer(self, **kwargs) -> Explorer:
         "An `Explorer` on the demo (keyword arguments go to `Explorer`)."
-        kw = dict(edit=EditSettings(n_steps=self.n_steps), message=' '.join(self.notes)) | kwargs
+        kw = dict(edit=EditSettings(n_steps=self.n_steps), message=' '.join(self.notes), methods=self.methods) | kwargs
         return Explorer(self.components, self.bank, self.dataset, self.oracle, self.lpips, **kw)
 
 def demo_setup(model: str = 'default', # model name/folder; 'default': the embedded kiki/bouba model
@@ -759,7 +761,21 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
             lp(held[0][0], held[0][0])
         except Exception as e:
             lp = None; notes.append(f"LPIPS is unavailable ({type(e).__name__}: {str(e)[:120]}).")
-    return Demo(c, bank, held, oracle, lp, n_steps or (N_STEPS if embedded or name != DEFAULT_MODEL else 20), embedded, notes)
+    return Demo(c, bank, held, oracle, lp, n_steps or (N_STEPS if embedded or name != DEFAULT_MODEL else 20), embedded, notes,
+                demo_methods(oracle, '-'.join(sorted(bank.classes))))
+
+def demo_methods(oracle, # the judge the searches stop on (None: no methods)
+                 pair: str, # the class pair's oracle name ('bouba-kiki'): its shipped guides guide DVCE and RCSB
+                ) -> dict:
+    "The baselines and, where the pair ships guide classifiers, DVCE and RCSB, for the explorer's method selector."
+    if oracle is None: return {}
+    out = {'sdedit': SDEdit(oracle), 'prototype': Prototype(oracle)}
+    g, r = shipped_guide(pair), shipped_guide(pair, 'robust')
+    if g is not None:
+        guide = load_oracle(g)
+        out['dvce'] = DVCE(oracle, guide, load_oracle(r) if r is not None else None)
+        out['rcsb'] = RCSB(oracle, guide)
+    return out
 
 # %% ../../nbs/52_study.explorer.ipynb #7de28bbf
 BENCH_OMEGAS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.25, 2.5, 2.75, 3.0)
