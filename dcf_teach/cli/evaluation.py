@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/cli.evaluation.html.md"""
 
 # %% ../../nbs/94_cli.evaluation.ipynb #f4183fdb
 from __future__ import annotations
-import json, sys
+import json, os, sys
 from pathlib import Path
 
 import click
@@ -20,9 +20,10 @@ from ..core import default_cache_dir
 from ..engine.methods import GUIDED, METHODS
 from ..evaluation.bench import _summary, run_bench, save_grid
 from ..evaluation.compare import run_compare, write_compare
+from ..evaluation.generate import distributed_state, generate, merge_records
 
 # %% auto #0
-__all__ = ['bench_cli', 'compare_cli', 'doctor_cli']
+__all__ = ['bench_cli', 'compare_cli', 'generate_cli', 'doctor_cli']
 
 # %% ../../nbs/94_cli.evaluation.ipynb #e0c41cf6
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
@@ -105,6 +106,46 @@ def compare_cli(dataset, methods, n, classes, model, oracle, guide, robust_guide
                       batch_size, device, cache, progress=True)
     write_compare(rep, out)
     click.echo(rep.table()); click.echo(f"wrote {out}/compare.json, compare.md, grid.png, curves.png")
+
+# %% ../../nbs/94_cli.evaluation.ipynb #2ff0fb4b
+@click.command('generate', cls=Command)
+@click.option('--data', required=True, help='ImageFolder / CSV manifest, or kikibouba, accretion, fashion-mnist.')
+@click.option('--out', required=True, type=click.Path(path_type=Path), help='Output folder (counterfactuals/<target>/, records/, records.jsonl, summary.json).')
+@click.option('--model', default=None, help="Model folder or shipped name (default: the dataset's).")
+@click.option('--oracle', default=None, help="The judge that stops the search (default: the dataset's shipped oracle).")
+@click.option('--classes', default=None, help="Two classes A,B (default: the dataset's).")
+@click.option('--split', default='test', show_default=True, type=click.Choice(['train', 'val', 'test', 'all']))
+@click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)))
+@edit_options()
+@click.option('--batch-size', default=16, show_default=True, type=click.IntRange(1), help='Images per global batch.')
+@click.option('--limit', default=None, type=click.IntRange(1), help='Only the first N images (by id).')
+@click.option('--device', default='auto', show_default=True, help="'auto': this process's GPU if any, else CPU.")
+@click.option('--cache', default=None, type=click.Path(path_type=Path), help='Cache folder for data and the bank.')
+@click.option('--processes', default=1, show_default=True, type=click.IntRange(1), help='Start this many processes with accelerate launch.')
+@click.pass_context
+def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes):
+    "Counterfactuals of every image of a dataset, sharded over processes, resumable (one JSON record per image)."
+    import subprocess
+    check_dataset_spec(data, classes, '--data'); check_output(out, '--out', 'dir'); check_device(device)
+    check_output(cache or default_cache_dir(), '--cache', 'dir')
+    if model: check_model(model)
+    if oracle: check_oracle(oracle)
+    if processes > 1 and int(os.environ.get('WORLD_SIZE', '1')) <= 1:
+        argv = [a for a in sys.argv[1:]]
+        k = next((i for i, a in enumerate(argv) if a == '--processes' or a.startswith('--processes=')), None)
+        argv = argv[:k] + argv[k + (1 if '=' in argv[k] else 2):] if k is not None else argv
+        cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(processes), '--num_machines', '1',
+               '--mixed_precision', 'no', '--dynamo_backend', 'no', '-m', 'dcf_teach.cli.main', *argv]
+        click.echo(f"starting {processes} processes: accelerate launch … generate"); sys.exit(subprocess.call(cmd))
+    st = distributed_state()
+    rank, world = (st.process_index, st.num_processes) if st else (0, 1)
+    dev = str(st.device) if st is not None and device == 'auto' else device
+    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True)
+    click.echo(f"process {rank}/{world}: {r['computed']} computed, {r['skipped']} already done, {r['seconds']} s")
+    if st is not None: st.wait_for_everyone()
+    if rank == 0:
+        s = merge_records(out)
+        click.echo(f"{s['n_images']} records in {out}/records.jsonl; success {s['success_ratio']:.2f}" if s['n_images'] else f"no records in {out}")
 
 # %% ../../nbs/94_cli.evaluation.ipynb #801c73de
 @click.command('doctor', cls=Command)

@@ -24,6 +24,7 @@ COMMANDS = {
     'train':  ('dcf_teach.cli.train:train_cli', 'Train decoders, oracles and LoRA adapters.'),
     'bench':  ('dcf_teach.cli.evaluation:bench_cli', 'Measure DIFFusion on held-out images.'),
     'compare': ('dcf_teach.cli.evaluation:compare_cli', 'Compare counterfactual methods on the same images.'),
+    'generate': ('dcf_teach.cli.evaluation:generate_cli', 'Counterfactuals of a whole dataset, sharded and resumable.'),
     'deck':   ('dcf_teach.cli.study:deck_cli', 'Build a study deck (papermill).'),
     'site':   ('dcf_teach.cli.study:site_cli', 'Build the site of study decks.'),
     'quiz':   ('dcf_teach.cli.quiz:quiz_cli', 'Analyse the results of a study-and-quiz page.'),
@@ -44,3 +45,6 @@ def cli(verbose, quiet):
 def main():
     "Console-script entry point."
     cli(prog_name='dcf-teach')
+
+# %% ../../nbs/99_cli.main.ipynb #7d0f9ce7
+if __name__ == '__main__': main()   # `python -m dcf_teach.cli.main …`: what `accelerate launch -m` runs
