@@ -30,11 +30,11 @@ from .site import headline
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'TIMING_KEYS', 'EDIT_PARAMETERS', 'GRID_STEPS', 'in_nbdev_test', 'begin_deck', 'prune_media', 'study_pairs',
-           'deck_metrics', 'write_metrics', 'without_timing', 'DeckConfig', 'deck_name', 'resolve_deck_params',
-           'resolve_deck_edit', 'DeckInterrupted', 'setup_deck_logging', 'run_search', 'intro_markdown',
-           'direction_markdown', 'examples_for', 'interp_omegas', 'cached', 'write_interpolations', 'write_analysis',
-           'metrics_markdown', 'finish_deck']
+__all__ = ['log', 'TIMING_KEYS', 'EDIT_PARAMETERS', 'METHOD_LABELS', 'GRID_STEPS', 'in_nbdev_test', 'begin_deck', 'prune_media',
+           'study_pairs', 'deck_metrics', 'write_metrics', 'without_timing', 'DeckConfig', 'deck_name',
+           'resolve_deck_params', 'resolve_deck_edit', 'DeckInterrupted', 'setup_deck_logging', 'run_search',
+           'intro_markdown', 'direction_markdown', 'examples_for', 'interp_omegas', 'cached', 'write_interpolations',
+           'write_analysis', 'metrics_markdown', 'finish_deck']
 
 # %% ../../nbs/50a_study.deck.ipynb #e3c9edaa
 def in_nbdev_test() -> bool:
@@ -250,6 +250,7 @@ def intro_markdown(title: str, # the deck's title
                    setup, # `EvalSetup`
                    order: Sequence[str], # (A, B)
                    edit: EditSettings, # the edit settings
+                   method: str = 'diffusion', # how the counterfactuals were made (a key of `engine.methods.METHODS`)
                   ) -> str:
     "The deck's opening: what it teaches, how to study it, how it was made."
     A, B = order
@@ -265,7 +266,15 @@ def intro_markdown(title: str, # the deck's title
             f"T_skip search {fr[0]:g} → {fr[-1]:g} ({len(fr)} steps"
             f"{'' if config.min_confidence == 0.5 else f', stopping at oracle confidence {config.min_confidence:g}'}), "
             f"{config.inversion!r} inversion, guidance "
-            f"{config.guidance_scale:g}, seed {config.seed}, on {len(setup.held)} held-out images.")
+            f"{config.guidance_scale:g}, seed {config.seed}, on {len(setup.held)} held-out images."
+            + ('' if method == 'diffusion' else f"\n\nThe counterfactuals of this deck are made by **{METHOD_LABELS.get(method, method)}** instead of "
+               "DIFFusion, searched to the smallest strength that flips the oracle (the T_skip and ω settings above then "
+               "describe only the curves and interpolations below)."))
+
+METHOD_LABELS = {'dvce': 'DVCE (classifier guidance from T/2, guided by a classifier trained apart from the oracle)',
+                 'rcsb': 'RCSB (guided infill of the region that classifier attributes the class to; nothing outside it changes)',
+                 'prototype': "the prototype baseline (the target class's mean embedding)",
+                 'sdedit': 'the SDEdit baseline (plain forward noise instead of the inversion)'}
 
 def direction_markdown(result, # `EvalResult`
                        a: str, # source class
