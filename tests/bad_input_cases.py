@@ -273,7 +273,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
     C += _num(p, '--inversion', ['bogus'])
     C += _num(p, '--inversion-guidance-scale', ['x'])
     C += _num(p, '--search', ['bogus'])
-    C += _num(p, '--method', ['dvce'])
+    C += _num(p, '--method', ['gan'])
     C += _num(p, '--t-skip-fractions', ['abc', '0.5,0.9'])
     C += _num(p, '--min-confidence', ['0.4', '1'])
     C += _num(p, '--batch-size', ['0'])

@@ -35,7 +35,7 @@ __all__ = ['bench_cli', 'compare_cli', 'generate_cli', 'doctor_cli']
 @click.option('--oracle', default=None, help="Oracle folder or shipped name (default: the dataset's shipped oracle).")
 @edit_options()
 @click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: try the T_skip fractions in order, highest first.')
-@click.option('--method', default='diffusion', show_default=True, type=click.Choice([m for m in METHODS if m not in GUIDED]), help="DIFFusion, or a baseline: 'sdedit' (plain forward noise, no inversion) or 'prototype' (the target class mean instead of the direction). DVCE and RCSB need guides: `dcf-teach compare`.")
+@click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)), help="DIFFusion, a baseline ('sdedit': plain forward noise, no inversion; 'prototype': the target class mean instead of the direction), or DVCE / RCSB guided by the pair's shipped guide classifiers.")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
 @click.option('--device', default='cpu', show_default=True, help="Torch device ('auto' picks CUDA if present).")

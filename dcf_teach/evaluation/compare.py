@@ -24,7 +24,8 @@ from .evaluate import EvalResult, evaluate_setup, prepare
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'COLUMNS', 'CompareReport', 'build_method', 'run_compare', 'comparison_grid', 'success_curves', 'write_compare']
+__all__ = ['log', 'COLUMNS', 'CompareReport', 'control_of', 'build_method', 'run_compare', 'comparison_grid', 'success_curves',
+           'write_compare']
 
 # %% ../../nbs/31a_evaluation.compare.ipynb #805951e6
 COLUMNS = [ # (metrics key, label, format)
@@ -59,12 +60,16 @@ def _guides(oracle_name: str, guide, robust, device):
     r = load(robust) if robust is not None else (load(shipped_guide(oracle_name, 'robust')) if shipped_guide(oracle_name, 'robust') else None)
     return g, r
 
-def _tag(method, guide, robust):
-    "Put the guides' weights into the method's cache key."
-    fp = method.fingerprint
-    ids = '/guide=' + ','.join(oracle_fingerprint(x)[:12] for x in (guide, robust) if x is not None)
-    method.fingerprint = lambda: fp() + ids
+def _tag(method, guide=None, robust=None, ids: str | None = None):
+    "Put the guides' weights into the method's cache key (`ids`: those of another tagged method)."
+    ids = ids if ids is not None else '/guide=' + ','.join(oracle_fingerprint(x)[:12] for x in (guide, robust) if x is not None)
+    base = type(method).fingerprint.__get__(method)     # the class's own, never an earlier tag
+    method.fingerprint, method.guide_ids = (lambda: base() + ids), ids
     return method
+
+def control_of(method):
+    "A method's zero-strength control: ω = 0 is an edit setting; guided methods have `control()`, their guides kept in the key."
+    return _tag(method.control(), ids=method.guide_ids) if hasattr(method, 'control') else None
 
 def build_method(setup, # `EvalSetup` from `prepare`: its oracle stops the search
                  name: str, # a key of `METHODS`
@@ -113,7 +118,7 @@ def run_compare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', '
         res = evaluate_setup(su, edit, batch_size, progress, method)
         m = res.metrics()
         if control and name != 'prototype':
-            if name in GUIDED: cres = evaluate_setup(su, edit, batch_size, progress, _tag(method.control(), gd, rb))
+            if name in GUIDED: cres = evaluate_setup(su, edit, batch_size, progress, control_of(method))
             else: cres = evaluate_setup(su, dataclasses.replace(edit, omega=0.0), batch_size, progress, method)
             m['control_success_ratio'] = cres.metrics()['success_ratio']
         rows[label], results[label] = m, res
