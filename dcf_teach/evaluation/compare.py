@@ -149,7 +149,7 @@ def comparison_grid(report: CompareReport, # from `run_compare`
             rec = er.records[i]; p = rec.p_counterfactual if er.classes.index(rec.target) == 1 else 1 - rec.p_counterfactual
             show(axes[r, k + 1], er.counterfactuals[i])
             axes[r, k + 1].set_xlabel(f"P={p:.2f}", fontsize=7, color='black' if rec.flipped else 'grey')
-            if r == 0: axes[r, k + 1].set_title(nm.split(' (')[0], fontsize=8)
+            if r == 0: axes[r, k + 1].set_title(nm.replace(' (judge-guided: upper bound)', '\n(judge-guided)').replace(' (', '\n('), fontsize=8)
         if r == 0: axes[r, 0].set_title('original', fontsize=8)
     fig.tight_layout()
     if path is not None: _save(fig, path)
