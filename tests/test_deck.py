@@ -133,3 +133,23 @@ def test_cli_errors(cli, tmp_path):
     assert r.returncode == 2 and 'give --dataset' in r.stderr
     r = cli('deck', '--list-params')
     assert r.returncode == 0 and 'stop_after (int, default 0)' in r.stdout
+
+
+def test_deck_with_another_method_and_a_comparison(tmp_path):
+    "A deck made by the SDEdit baseline, with DIFFusion and the prototype baseline compared on the same images."
+    import json
+    from pathlib import Path
+    from dcf_teach import testing
+    from dcf_teach.study import runner
+    m, o = testing.dummy_deck_assets(tmp_path / 'assets')
+    out = tmp_path / 'decks' / 'kikibouba'
+    runner.run_deck(out, dict(dataset='kikibouba', model=str(m), oracle=str(o), n_images=4, n_study=2, n_examples=2, n_steps=6,
+                              t_skip_fractions='0.9,0.5,0.0', curve_images=0, n_interp=0, n_per_class=30, batch_size=2,
+                              cache_dir=str(tmp_path / 'cache'), n_quiz=0, method='sdedit', compare_methods='diffusion,prototype'),
+                    Path(__file__).resolve().parents[1] / 'nbs' / 'make_deck.ipynb', progress=False)
+    nb = (out / 'deck.ipynb').read_text()
+    assert 'the SDEdit baseline' in nb and 'Other methods on the same images' in nb
+    assert '| sdedit |' in nb and '| diffusion |' in nb and '| prototype |' in nb
+    assert (out / 'media' / 'comparison.png').is_file() and (out / 'media' / 'comparison_curves.png').is_file()
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['method'] == 'sdedit' and m['config']['t_skip_fractions'] == [0.9, 0.5, 0.0] and 'comparison' in m['timing']

@@ -24,8 +24,8 @@ from .evaluate import EvalResult, evaluate_setup, prepare
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'COLUMNS', 'CompareReport', 'control_of', 'build_method', 'run_compare', 'comparison_grid', 'success_curves',
-           'write_compare']
+__all__ = ['log', 'COLUMNS', 'CompareReport', 'control_of', 'build_method', 'compare_setup', 'run_compare', 'comparison_grid',
+           'success_curves', 'write_compare']
 
 # %% ../../nbs/31a_evaluation.compare.ipynb #805951e6
 COLUMNS = [ # (metrics key, label, format)
@@ -86,22 +86,18 @@ def build_method(setup, # `EvalSetup` from `prepare`: its oracle stops the searc
     r = r if name == 'dvce' else None
     return _tag(make_method(name, setup.oracle, guide=g, robust=r), g, r)
 
-def run_compare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fashion-mnist' or a folder
-                methods: Sequence[str] = ('diffusion', 'dvce', 'rcsb', 'prototype', 'sdedit'), # keys of `METHODS`
-                n: int = 100, # held-out images, half each way
-                classes=None, model=None, oracle=None, # as for `bench` (defaults: the dataset's)
-                guide=None, # guide classifier (folder or callable; default: the shipped standard guide of the pair)
-                robust=None, # DVCE's robust guide (default: the shipped robust guide, if any)
-                edit: EditSettings = EditSettings(), # shared edit settings (N, seed, min_confidence, ...; None: the model's)
-                control: bool = True, # also run each method's zero-strength control
-                judge_guided: bool = False, # also run the guided methods guided by the judge (an upper bound)
-                batch_size: int = 32, device: str = 'cpu', cache=None, progress: bool = False,
-               ) -> CompareReport:
-    "Every method on the same held-out images, judged by the same oracle."
+def compare_setup(su, # `EvalSetup` from `prepare`: the images, the model and the judge
+                  methods: Sequence[str] = ('diffusion', 'dvce', 'rcsb', 'prototype', 'sdedit'), # keys of `METHODS`
+                  edit: EditSettings = EditSettings(), # shared edit settings (None: the model's)
+                  control: bool = True, # also run each method's zero-strength control
+                  judge_guided: bool = False, # also run the guided methods guided by the judge (an upper bound)
+                  guide=None, robust=None, # guide classifiers (default: the pair's shipped ones)
+                  batch_size: int = 32, device: str = 'cpu', progress: bool = False,
+                 ) -> CompareReport:
+    "Every method on a prepared setup's held-out images, judged by its oracle."
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods: raise UserError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
     t0 = time.perf_counter()
-    su = prepare(dataset, classes, n, model, oracle, None, device, cache, progress=progress)
     edit = edit.resolve(su.components)
     g, r = _guides(su.oracle_name, guide, robust, device)
     if any(m in GUIDED for m in methods) and g is None:
@@ -127,6 +123,23 @@ def run_compare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', '
             'robust_guide': str(robust or shipped_guide(su.oracle_name, 'robust') or ''),
             'edit': edit.as_dict(), 'wall_seconds': round(time.perf_counter() - t0, 1), 'library_version': __version__}
     return CompareReport(rows, results, info)
+
+def run_compare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fashion-mnist' or a folder
+                methods: Sequence[str] = ('diffusion', 'dvce', 'rcsb', 'prototype', 'sdedit'), # keys of `METHODS`
+                n: int = 100, # held-out images, half each way
+                classes=None, model=None, oracle=None, # as for `bench` (defaults: the dataset's)
+                guide=None, # guide classifier (folder or callable; default: the shipped standard guide of the pair)
+                robust=None, # DVCE's robust guide (default: the shipped robust guide, if any)
+                edit: EditSettings = EditSettings(), # shared edit settings (N, seed, min_confidence, ...; None: the model's)
+                control: bool = True, # also run each method's zero-strength control
+                judge_guided: bool = False, # also run the guided methods guided by the judge (an upper bound)
+                batch_size: int = 32, device: str = 'cpu', cache=None, progress: bool = False,
+               ) -> CompareReport:
+    "Every method on the same held-out images, judged by the same oracle."
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods: raise UserError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
+    su = prepare(dataset, classes, n, model, oracle, None, device, cache, progress=progress)
+    return compare_setup(su, methods, edit, control, judge_guided, guide, robust, batch_size, device, progress)
 
 # %% ../../nbs/31a_evaluation.compare.ipynb #01bb4e32
 def comparison_grid(report: CompareReport, # from `run_compare`

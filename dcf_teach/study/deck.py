@@ -21,7 +21,7 @@ from ..data.registry import NAMED_DATASETS
 from ..engine.models import shipped_models
 from ..judge.oracle import shipped_oracles
 from ..evaluation.evaluate import HeldOut, evaluate_setup
-from ..evaluation.compare import build_method
+from ..evaluation.compare import build_method, compare_setup, comparison_grid, success_curves
 from ..engine.methods import METHODS
 from ..evaluation.cache import RecordCache, record_key
 from ..render import omega_grid
@@ -33,8 +33,8 @@ log = get_logger(__name__)
 __all__ = ['log', 'TIMING_KEYS', 'EDIT_PARAMETERS', 'METHOD_LABELS', 'GRID_STEPS', 'in_nbdev_test', 'begin_deck', 'prune_media',
            'study_pairs', 'deck_metrics', 'write_metrics', 'without_timing', 'DeckConfig', 'deck_name',
            'resolve_deck_params', 'resolve_deck_edit', 'DeckInterrupted', 'setup_deck_logging', 'run_search',
-           'intro_markdown', 'direction_markdown', 'examples_for', 'interp_omegas', 'cached', 'write_interpolations',
-           'write_analysis', 'metrics_markdown', 'finish_deck']
+           'intro_markdown', 'direction_markdown', 'write_comparison', 'examples_for', 'interp_omegas', 'cached',
+           'write_interpolations', 'write_analysis', 'metrics_markdown', 'finish_deck']
 
 # %% ../../nbs/50a_study.deck.ipynb #e3c9edaa
 def in_nbdev_test() -> bool:
@@ -153,6 +153,7 @@ class DeckConfig:
     tiny: bool = False # the nbdev-test configuration
     edit_defaults_from: dict | None = None # where each edit setting came from ('given', 'model', 'library'), set by `resolve_deck_edit`
     method: str = 'diffusion' # how the study's counterfactuals are made (a key of `engine.methods.METHODS`)
+    compare_methods: tuple = () # other methods shown on the same images in a comparison section (empty: none)
 
 EDIT_PARAMETERS = ('omega', 'guidance_scale', 'inversion', 'inversion_guidance_scale', 't_skip_fractions', 'min_confidence',
                    'n_steps', 'seed') # template parameters that are `EditSettings` fields, under the same names
@@ -184,6 +185,9 @@ def resolve_deck_params(p: dict, # the template's parameters
     edit = EditSettings.parse({k: p[k] for k in EDIT_PARAMETERS if k in p})
     method = str(p.get('method') or 'diffusion')
     if method not in METHODS: raise UserError(f"method {method!r} is not available (use {', '.join(METHODS)})")
+    others = tuple(dict.fromkeys(m.strip() for m in str(p.get('compare_methods') or '').split(',') if m.strip() and m.strip() != method))
+    bad = [m for m in others if m not in METHODS]
+    if bad: raise UserError(f"compare_methods: {bad[0]!r} is not available (use {', '.join(METHODS)})")
     ints = {k: int(p[k]) for k in ('n_images', 'n_study', 'n_examples', 'curve_images', 'n_interp',
                                    'n_per_class', 'batch_size', 'stop_after')}
     for k, lo in dict(n_images=2, batch_size=1, n_per_class=10).items():
@@ -205,7 +209,7 @@ def resolve_deck_params(p: dict, # the template's parameters
     return DeckConfig(str(p['dataset']), sorted(cls) if cls else None, cls, model, oracle, p.get('adapter') or None,
                       ints['n_images'], ints['n_study'], ints['n_examples'], edit, ints['curve_images'], cfr, ints['n_interp'],
                       out, cache, ints['n_per_class'], ints['batch_size'], str(p.get('device', 'cpu')),
-                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny, method=method)
+                      str(p.get('title') or ''), ints['stop_after'], name, progress=not tiny, tiny=tiny, method=method, compare_methods=others)
 
 def resolve_deck_edit(cfg: DeckConfig, # from `resolve_deck_params`
                       c, # the loaded `Components` (their `edit_defaults`)
@@ -290,6 +294,24 @@ def direction_markdown(result, # `EvalResult`
     return head + (f"{k} of {len(sub)} {a} images flipped to {b}; the first {min(k, n_study)} are shown. Each GIF "
                    f"alternates the original {a} (with the oracle's probability of {a}) and its counterfactual "
                    f"(probability of {b}): look for what changes — and for what stays the same.")
+
+# %% ../../nbs/50a_study.deck.ipynb #cf84059b
+def write_comparison(setup, # `EvalSetup` of the deck
+                     cfg: DeckConfig, # the resolved deck parameters (its method and `compare_methods`)
+                     media_dir: Path, # where the two figures go
+                    ) -> tuple[list, str]:
+    "The optional comparison section: the deck's method and `compare_methods` on the same images (grid, curves, table)."
+    if not cfg.compare_methods: return [], ''
+    import matplotlib.pyplot as plt
+    rep = compare_setup(setup, (cfg.method, *cfg.compare_methods), cfg.edit, control=False, batch_size=cfg.batch_size,
+                        device=cfg.device, progress=cfg.progress)
+    grid, curves = Path(media_dir)/'comparison.png', Path(media_dir)/'comparison_curves.png'
+    plt.close(comparison_grid(rep, rows=min(8, len(setup.held)), path=grid)); plt.close(success_curves(rep, path=curves))
+    md = ("Every method below made counterfactuals of the same held-out images, judged by the same oracle; DVCE and RCSB "
+          "are guided by classifiers trained apart from it. A column per method, the oracle's probability of the target "
+          "class under each (grey: not flipped); then the share of images each method flipped within an LPIPS budget.\n\n"
+          + rep.table())
+    return [grid, curves], md
 
 # %% ../../nbs/50a_study.deck.ipynb #6c00f1a0
 def examples_for(setup, # `EvalSetup`
