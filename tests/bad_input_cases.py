@@ -61,6 +61,12 @@ def _num(prefix, opt, bad_values, name=None):
     words = [w for w in prefix[:2] if not w.startswith('-') and '.' not in w and w != 'ds']
     return [(f"{'-'.join(words)}{opt}={v or 'empty'}", [*prefix, opt, v], name or opt) for v in bad_values]
 
+def _edit_cases(prefix):
+    "One bad value for each `EditSettings` option of a search command (`cli.base.edit_options`)."
+    bad = {'--omega': 'x', '--n-steps': '0', '--guidance-scale': 'x', '--inversion': 'bogus', '--inversion-guidance-scale': 'x',
+           '--t-skip-fractions': 'abc', '--min-confidence': '0.4', '--seed': 'x'}
+    return [c for opt, v in bad.items() for c in _num(prefix, opt, [v])]
+
 def _cases() -> list[tuple[str, list[str], str]]:
     C = []
     add = lambda id, argv, name: C.append((id, list(argv), name))
@@ -302,14 +308,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('compare-oracle-missing', [*p, '--oracle', 'nooracle'], 'nooracle')
     add('compare-guide-missing', [*p, '--guide', 'noguide'], '--guide')
     add('compare-robust-guide-file', [*p, '--robust-guide', 'notes.txt'], '--robust-guide')
-    C += _num(p, '--omega', ['x'])
-    C += _num(p, '--n-steps', ['0'])
-    C += _num(p, '--guidance-scale', ['x'])
-    C += _num(p, '--inversion', ['bogus'])
-    C += _num(p, '--inversion-guidance-scale', ['x'])
-    C += _num(p, '--t-skip-fractions', ['abc'])
-    C += _num(p, '--min-confidence', ['0.4'])
-    C += _num(p, '--seed', ['x'])
+    C += _edit_cases(p)
     C += _num(p, '--batch-size', ['0'])
     add('compare-device-bogus', [*p, '--device', 'bogus'], '--device')
     add('compare-cache-file', [*p, '--cache', 'notes.txt'], 'notes.txt')
@@ -325,14 +324,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('generate-oracle-missing', [*p, '--oracle', 'nooracle'], 'nooracle')
     C += _num(p, '--split', ['bogus'])
     C += _num(p, '--method', ['gan'])
-    C += _num(p, '--omega', ['x'])
-    C += _num(p, '--n-steps', ['0'])
-    C += _num(p, '--guidance-scale', ['x'])
-    C += _num(p, '--inversion', ['bogus'])
-    C += _num(p, '--inversion-guidance-scale', ['x'])
-    C += _num(p, '--t-skip-fractions', ['abc'])
-    C += _num(p, '--min-confidence', ['0.4'])
-    C += _num(p, '--seed', ['x'])
+    C += _edit_cases(p)
     C += _num(p, '--batch-size', ['0'])
     C += _num(p, '--limit', ['0'])
     C += _num(p, '--processes', ['0'])
