@@ -331,6 +331,15 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('generate-device-bogus', [*p, '--device', 'bogus'], '--device')
     add('generate-cache-file', [*p, '--cache', 'notes.txt'], 'notes.txt')
     add('generate-out-under-file', ['generate', '--data', 'kikibouba', '--out', 'notes.txt/g'], 'notes.txt')
+    # bench scale
+    p = ['bench', 'scale']
+    add('bench-scale-dataset-missing', [*p, '--dataset', 'nowhere'], 'nowhere')
+    C += _num(p, '--ns', ['0', 'a,b', ','])
+    add('bench-scale-model-missing', [*p, '--model', 'nowhere/model'], 'nowhere/model')
+    C += _num(p, '--method', ['gan'])
+    C += _num(p, '--batch-size', ['0'])
+    add('bench-scale-out-not-json', [*p, '--out', 'rows.txt'], '--out')
+    add('bench-scale-out-under-file', [*p, '--out', 'notes.txt/r.json'], 'notes.txt')
     # bench explorer
     p = ['bench', 'explorer']
     add('bench-explorer-model-missing', [*p, '--model', 'nowhere/model'], 'nowhere/model')

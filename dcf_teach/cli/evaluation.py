@@ -21,13 +21,15 @@ from ..engine.methods import GUIDED, METHODS
 from ..evaluation.bench import _summary, run_bench, save_grid
 from ..evaluation.compare import run_compare, write_compare
 from ..evaluation.generate import distributed_state, generate, merge_records
+from ..evaluation.scale import scaling_benchmark, scaling_table
 
 # %% auto #0
-__all__ = ['bench_cli', 'compare_cli', 'generate_cli', 'doctor_cli']
+__all__ = ['bench_cli', 'compare_cli', 'generate_cli', 'bench_scale_cmd', 'doctor_cli']
 
 # %% ../../nbs/94_cli.evaluation.ipynb #e0c41cf6
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
-             lazy={'explorer': ('dcf_teach.cli.study:bench_explorer_cmd', 'Benchmark the interactive explorer.')})
+             lazy={'explorer': ('dcf_teach.cli.study:bench_explorer_cmd', 'Benchmark the interactive explorer.'),
+                   'scale': ('dcf_teach.cli.evaluation:bench_scale_cmd', 'How time and memory grow with the number of images.')})
 @click.option('--dataset', default=None, help='kikibouba, accretion, fashion-mnist, or a dataset folder.')
 @click.option('--classes', default=None, help='Two classes A,B (fashion-mnist: default tshirt,shirt; folders: all if two).')
 @click.option('--n', 'n', default=100, show_default=True, type=click.IntRange(2), help='Held-out images, half each way.')
@@ -146,6 +148,29 @@ def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, ba
     if rank == 0:
         s = merge_records(out)
         click.echo(f"{s['n_images']} records in {out}/records.jsonl; success {s['success_ratio']:.2f}" if s['n_images'] else f"no records in {out}")
+
+# %% ../../nbs/94_cli.evaluation.ipynb #15acd7e2
+@click.command('scale', cls=Command)
+@click.option('--dataset', default='kikibouba', show_default=True, help='Dataset name or folder (its splits together must hold the largest size).')
+@click.option('--ns', default='100,200,400,800', show_default=True, help='Image counts, comma-separated.')
+@click.option('--model', default=None, help="Model (default: the dataset's shipped model).")
+@click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)))
+@click.option('--batch-size', default=16, show_default=True, type=click.IntRange(1))
+@click.option('--out', default=None, type=click.Path(path_type=Path), help='Also write the rows as JSON here.')
+def bench_scale_cmd(dataset, ns, model, method, batch_size, out):
+    "Time, NFE and peak memory of `generate` for growing image counts (each in a fresh process)."
+    try: sizes = [int(v) for v in ns.split(',') if v.strip()]
+    except ValueError: raise UserError(f"--ns {ns!r}: give image counts like 100,200,400") from None
+    if not sizes or min(sizes) < 1: raise UserError(f"--ns {ns!r}: give positive image counts like 100,200,400")
+    check_dataset_spec(dataset, None, '--dataset')
+    if model: check_model(model)
+    if out is not None:
+        if out.suffix.lower() != '.json': raise UserError(f"--out {out}: expected a .json file")
+        check_output(out, '--out', 'file')
+    args = ['--method', method, '--batch-size', str(batch_size), *(['--model', str(model)] if model else [])]
+    rows = scaling_benchmark(dataset, sizes, args)
+    click.echo(scaling_table(rows))
+    if out is not None: write_text_atomic(out, json.dumps(rows, indent=1))
 
 # %% ../../nbs/94_cli.evaluation.ipynb #801c73de
 @click.command('doctor', cls=Command)
