@@ -93,7 +93,7 @@ def dvce(c: Components, # the models
             eps = eps.detach(); x = x.detach()
             G = lambda_c * renormalize(g_c, eps) - lambda_d * renormalize(g_d, eps)
             sigma = step_sigma(sched, t, N).to(x.device)
-            mu = reverse_step(sched, eps, t, x, N, eta=0.0) if sigma == 0 else reverse_step(sched, eps, t, x, N, 1.0, torch.zeros_like(x))
+            mu = reverse_step(sched, eps, t, x, N, 1.0, torch.zeros_like(x))   # the DDPM mean (σ = 0 at the last step: DDIM)
             x = mu + sigma ** 2 * G + sigma * fw.zs[:, N - 1 - j]
     return GuidedRun(decode_latents(c, x).cpu(), nfe, grads)
 
@@ -133,6 +133,6 @@ def rcsb(c: Components, # the models
                 if g0 is None: g0 = flat_norm(g).clamp_min(1e-20)
                 x = x + scale * g / g0
                 eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
-            prev = reverse_step(sched, eps, t, x, N, 1.0, inv.zs[:, N - 1 - j]) if j < N - 1 or inv.zs[:, 0].abs().sum() > 0 else reverse_step(sched, eps, t, x, N, 0.0)
+            prev = reverse_step(sched, eps, t, x, N, 1.0, inv.zs[:, N - 1 - j])   # the DDPM step `regenerate` takes, z = 0 included
             x = m * prev + (1 - m) * inv.xts[:, N - j - 1]
     return GuidedRun(composite(images, decode_latents(c, x), region).cpu(), nfe, grads)
