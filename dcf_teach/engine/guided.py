@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .models import Components, decode_latents, decode_latents_grad, guided_eps, make_scheduler
 from .embeddings import zero_embedding
-from .inversion import Inversion, forward_noise, resolve_t_skip, reverse_step, step_sigma
+from .inversion import Inversion, forward_noise, resolve_t_skip, reverse_step, step_sigma, tweedie
 from .guidance import AdamRule, cone_projection, flat_norm, renormalize, target_log_prob
 
 # %% auto #0
@@ -27,10 +27,6 @@ class GuidedRun:
     images: torch.Tensor # [B,3,R,R] in [0,1]
     nfe: int # UNet evaluations per image (a CFG pair counts 2)
     grad_evals: int # backward passes through denoiser and guide per image (one per guide and step)
-
-def _tweedie(sched, x, eps, t):
-    a = sched.alphas_cumprod[int(t)].to(x.device)
-    return (x - (1 - a).sqrt() * eps) / a.sqrt(), a
 
 def latent_mask(c: Components, # the models
                 region: torch.Tensor, # [B,1,R,R] pixel mask (bool or 0/1)
@@ -81,7 +77,7 @@ def dvce(c: Components, # the models
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             eps, n = guided_eps(c, x, t, cond, neg, scale, grad=True); nfe += n // len(x)
-            x0, _ = _tweedie(sched, x, eps, t)
+            x0 = tweedie(sched, x, eps, t)
             img = decode_latents_grad(c, x0)
             g_e, = torch.autograd.grad(target_log_prob(guide, img, targets).sum(), x, retain_graph=True); grads += 1
             if robust is not None:
@@ -122,7 +118,7 @@ def rcsb(c: Components, # the models
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             eps, n = guided_eps(c, x, t, inv.cond, neg, inv.guidance_scale, grad=True); nfe += n // len(x)
-            x0, a = _tweedie(sched, x, eps, t)
+            x0, a = tweedie(sched, x, eps, t), sched.alphas_cumprod[t].to(x.device, x.dtype)
             g = None
             if scale != 0:
                 g, = torch.autograd.grad(target_log_prob(guide, decode_latents_grad(c, x0), targets).sum(), x); grads += 1

@@ -8,6 +8,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/engine.inversion.html.md"""
 from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -19,7 +20,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['prev_timestep', 'reverse_step', 'step_sigma', 'resolve_t_skip', 'Inversion', 'sample_xts', 'per_image_embeds',
-           'invert', 'extend_inversion', 'regenerate', 'forward_noise', 'ddim_sample']
+           'invert', 'extend_inversion', 'tweedie', 'regenerate', 'forward_noise', 'ddim_sample']
 
 # %% ../../nbs/13_engine.inversion.ipynb #b8950a03
 def prev_timestep(scheduler, t: int, n_steps: int) -> int:
@@ -180,6 +181,16 @@ def extend_inversion(c: Components, # the models
                         inv.min_t_skip < N, progress)
     return dataclasses.replace(inv, xts=xts, zs=zs, min_t_skip=k, nfe=inv.nfe + nfe)
 
+# %% ../../nbs/13_engine.inversion.ipynb #f5e61ea9
+def tweedie(scheduler, # a `DDIMScheduler` (its ᾱ)
+            x: torch.Tensor, # x_τ
+            eps: torch.Tensor, # ε̂ at (x, τ)
+            t: int, # timestep τ
+           ) -> torch.Tensor:
+    "Tweedie's estimate of the clean latent: x̂0 = (x_τ − √(1−ᾱ_τ)·ε̂)/√ᾱ_τ."
+    a = scheduler.alphas_cumprod[int(t)].to(x.device, x.dtype)
+    return (x - (1 - a).sqrt() * eps) / a.sqrt()
+
 # %% ../../nbs/13_engine.inversion.ipynb #4e642b92
 @torch.no_grad()
 def regenerate(c: Components, # the models
@@ -191,6 +202,7 @@ def regenerate(c: Components, # the models
                negative: torch.Tensor | None = None, # negative embedding (default: zero-image embedding)
                progress: bool = False, # tqdm bar over steps
                mask: torch.Tensor | None = None, # [R,1,h,w] region per row in the UNet's space: outside it, every step is the inversion's own
+               stop: Callable | None = None, # stop(j, x̂0 [A,C,h,w], rows [A]) -> bool [A]: rows that stop at step j (early abort; their x stays)
               ) -> tuple[torch.Tensor, int]:
     "x0 latents [R,C,h,w] regenerated from each row's T_skip, and the NFE spent."
     from tqdm.auto import tqdm
@@ -204,11 +216,16 @@ def regenerate(c: Components, # the models
     neg = (zero_embedding(c) if negative is None else negative).to(c.device)
     sched = make_scheduler(c.scheduler.config); sched.set_timesteps(N)
     x = inv.xts[idx, N - ks].clone()
-    emb, nfe = embeds.to(c.device).float(), 0
+    emb, nfe, alive = embeds.to(c.device).float(), 0, torch.ones(R, dtype=torch.bool)
     for j in tqdm(range(int(ks.min()), N), disable=not progress, desc='regeneration', unit='step', leave=False):
-        act = (ks <= j).nonzero().flatten()
+        act = ((ks <= j) & alive).nonzero().flatten()
+        if not len(act): continue
         t = int(sched.timesteps[j])
         eps, n = guided_eps(c, x[act], t, emb[act], neg, guidance_scale); nfe += n
+        if stop is not None:                          # the Tweedie estimate x̂0 of every active row, for an early verdict
+            s = torch.as_tensor(stop(j, tweedie(sched, x[act], eps, t), act), dtype=torch.bool).cpu()
+            alive[act[s]] = False; act, eps = act[~s], eps[~s.to(eps.device)]
+            if not len(act): continue
         x[act] = sched.step(eps, t, x[act], eta=1.0, variance_noise=inv.zs[idx[act], N - 1 - j]).prev_sample
         if mask is not None:
             m = mask[act].to(x.device, x.dtype)

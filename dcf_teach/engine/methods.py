@@ -15,7 +15,7 @@ import torch
 from ..core import UserError
 from .models import Components
 from .settings import EditSettings
-from .search import minimal_edit_search, oracle_probs
+from .search import AbortRule, minimal_edit_search, oracle_probs
 from .inversion import invert, resolve_t_skip
 from .guidance import integrated_gradients, region_from_attributions
 from .guided import GuidedRun, dvce, rcsb
@@ -76,12 +76,14 @@ class TSkipSearch:
     name, start, embedding = 'tskip-search', 'inversion', 'shift'
     def __init__(self, oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]: the verdict the search stops on
                  search: str = 'linear', # one of `SEARCHES`
+                 abort: AbortRule | None = None, # stop tries early that will not flip (`search.calibrate_abort`); None: every try in full
                 ):
         if search not in SEARCHES: raise UserError(f"search {search!r} is not available (use {' or '.join(SEARCHES)})")
-        self.oracle, self.search = oracle, search
+        self.oracle, self.search, self.abort = oracle, search, abort
 
-    def fingerprint(self) -> str: return f"{self.name}/{self.search}"   # the oracle's weights are keyed by the caller
-    def __repr__(self): return f"{type(self).__name__}(search={self.search!r})"
+    def fingerprint(self) -> str:    # the oracle's weights are keyed by the caller
+        return f"{self.name}/{self.search}" + ('' if self.abort is None else '+' + self.abort.fingerprint())
+    def __repr__(self): return f"{type(self).__name__}(search={self.search!r}" + ('' if self.abort is None else f", abort={self.abort.fingerprint()}") + ")"
 
     def __call__(self, c: Components, request: EditRequest, edit: EditSettings, progress: bool = False) -> list[MethodResult]:
         d = request.target_means if self.embedding == 'prototype' else request.directions
@@ -90,7 +92,8 @@ class TSkipSearch:
         per_step = (e.nfe_inversion_step if self.start == 'inversion' else 0) + e.nfe_regeneration_step
         out = []
         regs = request.regions
-        for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress, regions=regs):
+        for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress,
+                                     regions=regs, abort=self.abort):
             k = r.t_skip if r.flipped else r.tried[-1][0]
             out.append(MethodResult(r.counterfactual, int(r.nfe), int((e.n_steps - k) * per_step), int(r.nfe_reference_protocol),
                                     r.t_skip, bool(r.flipped), float(r.p_original), float(r.p_counterfactual),
@@ -210,9 +213,11 @@ def make_method(name: str, # a key of `METHODS`
                 search: str = 'linear', # one of `SEARCHES` (T_skip methods)
                 guide: Callable | None = None, # the guide classifier (DVCE, RCSB)
                 robust: Callable | None = None, # DVCE's robust guide for the cone projection
+                abort: AbortRule | None = None, # T_skip methods: stop tries early that will not flip (None: every try in full)
                ) -> CounterfactualMethod:
     "The method called `name`, stopping on `oracle` (guided by `guide` where it needs one)."
     if name not in METHODS: raise UserError(f"method {name!r} is not available (use {', '.join(METHODS)})")
+    if abort is not None and name in GUIDED: raise UserError(f"an abort rule stops T_skip tries; {name} has none")
     if name == 'dvce': return DVCE(oracle, guide, robust)
     if name == 'rcsb': return RCSB(oracle, guide)
-    return METHODS[name](oracle, search)
+    return METHODS[name](oracle, search, abort)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import math
+
 import numpy as np
 import torch
 
@@ -22,7 +24,8 @@ from .settings import REFERENCE_FRACTIONS, EditSettings
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['STARTS', 'EMBEDDINGS', 'SearchResult', 'oracle_probs', 'minimal_edit_search']
+__all__ = ['STARTS', 'EMBEDDINGS', 'ABORT_PROGRESS', 'SearchResult', 'oracle_probs', 'minimal_edit_search', 'AbortRule',
+           'calibrate_abort']
 
 # %% ../../nbs/15_engine.search.ipynb #9e2ff2dd
 @dataclass(frozen=True, eq=False)
@@ -41,12 +44,13 @@ class SearchResult:
     n_steps: int # N
     omega: float # edit strength
     confident: bool = False # did the oracle reach `min_confidence` for the target class?
+    aborted: tuple = () # T_skips whose try an `AbortRule` stopped early (their `tried` p is the oracle on x̂0 there)
 
     def record(self) -> dict:
         "A JSON-ready summary (no image)."
         return {k: getattr(self, k) for k in ('image', 'flipped', 't_skip', 'fraction', 'p_original', 'p_counterfactual',
                                               'tried', 'nfe', 'nfe_reference_protocol', 'n_steps', 'omega',
-                                              'confident')}
+                                              'confident', 'aborted')}
 
 # %% ../../nbs/15_engine.search.ipynb #9de47010
 STARTS = ('inversion', 'forward') # where a try starts: edit-friendly inversion, or plain forward noise (SDEdit)
@@ -71,6 +75,7 @@ def minimal_edit_search(c: Components, # the models
                         embedding: str = 'shift', # 'shift': c' = ‖c‖(ĉ + ωd); 'prototype': c' = ‖c‖·d̂ (`directions` = target class means)
                         progress: bool = False, # tqdm bars
                         regions: torch.Tensor | None = None, # [B,1,R,R] masks: change only there ("change only here"; None: everywhere)
+                        abort: AbortRule | None = None, # stop tries early that will not flip (`calibrate_abort`); None: every try runs in full
                        ) -> list[SearchResult]:
     "Minimal-edit search: the first T_skip (highest first) whose oracle prediction flips with `min_confidence`."
     if start not in STARTS: raise ValueError(f"start must be one of {STARTS}, not {start!r}")
@@ -84,6 +89,7 @@ def minimal_edit_search(c: Components, # the models
     inv: Inversion | None = None
     active = list(range(B))                      # images still searching; `inv` holds exactly these, in this order
     tried = {b: [] for b in range(B)}; last = {}; inv_steps = {}; regen = {b: 0 for b in range(B)}
+    full = {b: 0 for b in range(B)}; aborted = {b: [] for b in range(B)}; mr = e.nfe_regeneration_step
     found, first = {}, {}                       # image -> (T_skip, counterfactual, p): confident flip, first flip
     for k in ks:
         if not active: break
@@ -93,14 +99,20 @@ def minimal_edit_search(c: Components, # the models
         elif k < inv.min_t_skip: inv = extend_inversion(c, inv, k, progress=progress)
         emb = edit_embedding(inv.embeds, d[active], omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d[active])
         reg = None if regions is None else regions[active]
+        stops = {}                               # row -> (step, p on x̂0) of the tries stopped early
+        stop = (None if abort is None or k == ks[-1] else   # the last try always runs: it is the answer of an image that never flips
+                _abort_hook(abort.steps(k, N), c, oracle, images[active], reg, p0[active] <= 0.5, stops))
         x, nfe = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress,
-                            mask=None if reg is None else latent_mask(c, reg))
+                            mask=None if reg is None else latent_mask(c, reg), stop=stop)
         ims = composite(images[active], decode_latents(c, x), reg)
         p = oracle_probs(oracle, ims)
         keep = []
         for i, b in enumerate(active):
-            pi = float(p[i]); tried[b].append((k, pi)); regen[b] += nfe // len(active); last[b] = ims[i].cpu()
-            inv_steps[b] = N - inv.min_t_skip
+            inv_steps[b] = N - inv.min_t_skip; full[b] += (N - k) * mr
+            if i in stops:                       # stopped early: not a flip, and not the image shown
+                j, q = stops[i]; tried[b].append((k, q)); aborted[b].append(k); regen[b] += (j - k + 1) * mr
+                keep.append(i); continue
+            pi = float(p[i]); tried[b].append((k, pi)); regen[b] += (N - k) * mr; last[b] = ims[i].cpu()
             flip = (pi > 0.5) != (p0[b] > 0.5)
             if flip: first.setdefault(b, (k, last[b], pi))
             if flip and (pi if p0[b] <= 0.5 else 1 - pi) >= min_confidence: found[b] = (k, last[b], pi)
@@ -114,5 +126,88 @@ def minimal_edit_search(c: Components, # the models
     for b in range(B):
         k, im, pk = found.get(b) or first.get(b) or (None, last[b], tried[b][-1][1])
         out.append(SearchResult(b, k is not None, k, None if k is None else k / N, im, float(p0[b]), pk, tried[b],
-                                inv_steps[b] * mult + regen[b], N * mult + regen[b], N, float(omega), b in found))
+                                inv_steps[b] * mult + regen[b], N * mult + full[b], N, float(omega), b in found, tuple(aborted[b])))
     return out
+
+# %% ../../nbs/15_engine.search.ipynb #cedca709
+ABORT_PROGRESS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) # checkpoints of an `AbortRule`: shares of a try's steps
+
+@dataclass(frozen=True)
+class AbortRule:
+    "Stop a try when the oracle's P(target) on its Tweedie x̂0 is below `below[i]` at `progress[i]` of the try's steps."
+    below: tuple # threshold per checkpoint (0: never stop there)
+    progress: tuple = ABORT_PROGRESS # the checkpoints, shares of the try's steps in (0, 1)
+
+    def __post_init__(self):
+        if len(self.below) != len(self.progress): raise ValueError(f"an AbortRule needs one threshold per checkpoint, got {len(self.below)} for {len(self.progress)}")
+        if not all(0 <= t < 1 for t in self.below): raise ValueError(f"AbortRule thresholds must be in [0, 1), got {list(self.below)}")
+        if not all(0 < r < 1 for r in self.progress): raise ValueError(f"AbortRule checkpoints must be in (0, 1), got {list(self.progress)}")
+
+    def steps(self, t_skip: int, # the try's T_skip
+              n_steps: int, # N
+             ) -> dict:
+        "{step j: threshold} of a try from `t_skip` (checkpoints on the same step keep the lowest threshold)."
+        L, out = n_steps - t_skip, {}
+        for r, t in zip(self.progress, self.below):
+            if t <= 0 or L < 1: continue
+            j = t_skip + min(L - 1, math.ceil(r * L))
+            out[j] = min(out.get(j, 1.0), float(t))
+        return out
+
+    def fingerprint(self) -> str: return 'abort(' + ','.join(f'{r:g}:{t:.4g}' for r, t in zip(self.progress, self.below)) + ')'
+    def as_dict(self) -> dict: return {'progress': list(self.progress), 'below': list(self.below)}
+    @classmethod
+    def from_dict(cls, d: dict) -> 'AbortRule': return cls(tuple(float(t) for t in d['below']), tuple(float(r) for r in d['progress']))
+
+def _abort_hook(at: dict, c, oracle, images, reg, to_class1, stops: dict):
+    "regenerate's `stop` for one try: at the steps in `at`, judge decode(x̂0); record (step, p) of the rows it stops."
+    def stop(j, x0, rows):
+        tau = at.get(j)
+        if tau is None: return torch.zeros(len(rows), dtype=torch.bool)
+        r = rows.cpu().numpy()
+        q = oracle_probs(oracle, composite(images[r], decode_latents(c, x0), None if reg is None else reg[r]))
+        s = np.where(to_class1[r], q, 1 - q) < tau
+        for ri, qi in zip(r[s], q[s]): stops[int(ri)] = (j, float(qi))
+        return torch.as_tensor(s)
+    return stop
+
+# %% ../../nbs/15_engine.search.ipynb #0e3e5af1
+def calibrate_abort(c: Components, # the models
+                    images: torch.Tensor, # [B,3,R,R] validation images in [0,1]
+                    directions: torch.Tensor, # [D] or [B,D] their edit directions (as for the search)
+                    oracle: Callable, # the oracle the search stops on
+                    edit: EditSettings = EditSettings(), # the edit settings the search will use (None: the model's)
+                    margin: float = 0.5, # τ_i = margin × the lowest P(target | x̂0) of a flipping try at checkpoint i
+                    start: str = 'inversion', # as in `minimal_edit_search`
+                    embedding: str = 'shift', # as in `minimal_edit_search`
+                    progress: bool = False, # tqdm bars
+                    checkpoints: tuple = ABORT_PROGRESS, # the rule's checkpoints
+                   ) -> AbortRule:
+    "An `AbortRule` from validation images: every try run in full, thresholds below what any flipping try showed."
+    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
+    e = edit.resolve(c); B, N = len(images), e.n_steps
+    ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
+    d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
+    to1 = oracle_probs(oracle, images) <= 0.5
+    inv = (invert(c, images, N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, min(ks), e.seed, progress=progress)
+           if start == 'inversion' else forward_noise(c, images, N, e.seed))
+    emb = edit_embedding(inv.embeds, d, omega=e.omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d)
+    low = np.ones(len(checkpoints))
+    for k in ks:
+        L = N - k
+        if L < 1: continue
+        at = {}
+        for i, r in enumerate(checkpoints): at.setdefault(k + min(L - 1, math.ceil(r * L)), []).append(i)
+        seen = np.ones((B, len(checkpoints)))
+        def look(j, x0, rows):
+            if j in at:
+                r = rows.cpu().numpy(); q = oracle_probs(oracle, decode_latents(c, x0))
+                for i in at[j]: seen[r, i] = np.where(to1[r], q, 1 - q)
+            return torch.zeros(len(rows), dtype=torch.bool)
+        x, _ = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress, stop=look)
+        q = oracle_probs(oracle, decode_latents(c, x))
+        flip = np.where(to1, q, 1 - q) > 0.5
+        if flip.any(): low = np.minimum(low, seen[flip].min(0))
+    below = tuple(float(margin * l) if l < 1 else 0.0 for l in low)   # a checkpoint no flipping try reached: never stop there
+    _log.info("abort rule from %d validation images: %s", B, AbortRule(below, tuple(checkpoints)).fingerprint())
+    return AbortRule(below, tuple(checkpoints))
