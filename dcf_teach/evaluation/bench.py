@@ -7,6 +7,8 @@ Docs: https://dcf-teach.github.io/dcf_teach/evaluation.bench.html.md"""
 # %% ../../nbs/31_evaluation.bench.ipynb #a4ff6a2b
 from __future__ import annotations
 import dataclasses, json, time
+
+import torch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +18,17 @@ from ..engine.settings import EditSettings
 from ..engine.methods import GUIDED, make_method
 from .compare import build_method, control_of
 from ..data.registry import N_PER_CLASS
-from .evaluate import (EvalResult, HeldOut, evaluate, evaluate_setup, prepare, reconstruction_errors)
+from .evaluate import (EvalResult, HeldOut, evaluate, evaluate_setup, held_out_images, prepare,
+                                           reconstruction_errors)
 from .cache import jsonable
+from ..core import UserError
+from ..engine.search import AbortRule, calibrate_abort
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'THRESHOLDS', 'check_thresholds', 'batching_check', 'BenchReport', 'run_bench', 'save_grid']
+__all__ = ['log', 'THRESHOLDS', 'check_thresholds', 'batching_check', 'abort_rule', 'abort_figures', 'BenchReport', 'run_bench',
+           'save_grid']
 
 # %% ../../nbs/31_evaluation.bench.ipynb #7c084692
 THRESHOLDS = {
@@ -79,6 +85,31 @@ def batching_check(setup, # `EvalSetup` from `prepare`
             'max_abs_diff_image': float((rb.counterfactuals - r1.counterfactuals).abs().max()),
             'max_abs_diff_probability': float(dp)}
 
+# %% ../../nbs/31_evaluation.bench.ipynb #ae742d61
+def abort_rule(setup, # `EvalSetup` from `prepare`
+               edit: EditSettings, # the resolved edit settings
+               n: int, # validation images (half each way)
+               progress: bool = False, # progress bars
+              ) -> AbortRule:
+    "An early-abort rule calibrated on `n` images of the dataset's validation split (never the held-out test images)."
+    c = setup.components
+    try: val = held_out_images(setup.data.split('val', resolution=c.resolution), n)
+    except (ValueError, UserError) as e: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({e})") from None
+    dirs = torch.stack([setup.bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+    return calibrate_abort(c, val.images, dirs, setup.oracle, edit, progress=progress)
+
+def abort_figures(setup, edit, batch_size, progress, name: str, search: str, rule: AbortRule, n_cal: int,
+                  res: EvalResult, # the evaluation with the rule
+                 ) -> dict:
+    "The rule, and the run with it against the full search on the same images (cached): same T_skip, cost, quality."
+    ref = evaluate_setup(setup, edit, batch_size, progress, make_method(name, setup.oracle, search))
+    a, r = res.metrics(), ref.metrics()
+    same = sum((x.flipped, x.t_skip) == (y.flipped, y.t_skip) for x, y in zip(res.records, ref.records))
+    keys = ('success_ratio', 'gt_flip_rate', 'lpips', 'nfe_per_cf', 'nfe_lower_bound_per_cf', 'seconds_per_cf')
+    return {'rule': rule.as_dict(), 'calibration_images': n_cal, 'same_t_skip_ratio': same / max(len(res.records), 1),
+            'with_abort': {k: a[k] for k in keys if k in a}, 'full_search': {k: r[k] for k in keys if k in r}}
+
+
 # %% ../../nbs/31_evaluation.bench.ipynb #cd4fa356
 @dataclass(frozen=True, eq=False)
 class BenchReport:
@@ -109,14 +140,19 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
               progress: bool = False, # progress bars
               search: str = 'linear', # the minimal-edit search (`methods.SEARCHES`)
               method: str = 'diffusion', # a key of `methods.METHODS` (DVCE, RCSB: guided by the pair's shipped guides)
+              abort: int = 0, # calibrate an early-abort rule on this many validation images (0: every try in full)
              ) -> BenchReport:
     "Run the benchmark and return its report."
     t0 = time.perf_counter()
+    if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
+    if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
     su = prepare(dataset, classes, n, model, oracle, adapter, device, cache, n_per_class, cache_results, progress)
     given = edit.sources(su.components)
     edit = edit.resolve(su.components)      # the model's recommended edit settings where none were given
+    rule = abort_rule(su, edit, abort, progress) if abort else None
     # as in the released protocol, the search stops on the judge's verdict; DVCE and RCSB are guided by the pair's shipped guides
-    method = build_method(su, method, device=device) if method in GUIDED else make_method(method, su.oracle, search)
+    name = method
+    method = build_method(su, method, device=device) if method in GUIDED else make_method(method, su.oracle, search, abort=rule)
     res = evaluate_setup(su, edit, batch_size, progress, method)
     m = res.metrics()
     rep = {'dataset': su.data.name, 'classes': list(su.data.classes), 'model': su.model, 'oracle': su.oracle_name,
@@ -138,6 +174,7 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
         if 'gt_flip_rate' in cm: rep['control_gt_flip_rate'] = cm['gt_flip_rate']
     rep.update({k: m[k] for k in ('t_skip_histogram', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
                                   'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'confident_ratio', 'by_direction')})
+    if rule is not None: rep['abort'] = abort_figures(su, edit, batch_size, progress, name, search, rule, abort, res)
     if speed_check: rep['batching'] = batching_check(su, edit, batch_size, min(speed_check, len(su.held)), method)
     rep['config'] = {**edit.as_dict(), 'method': method.fingerprint(), 'edit_defaults_from': given, 'batch_size': batch_size,
                      'adapter': str(adapter) if adapter else None, 'device': str(su.components.device)}
@@ -176,6 +213,11 @@ def _summary(rep: dict) -> str:
         b = rep['batching']
         lines.append(f"  batching: {b['speedup']:.2f}× ({b['seconds_per_image_loop']:.1f} s one by one vs "
                      f"{b['seconds_batched']:.1f} s in batches of {b['batch_size']}), identical decisions: {b['identical_decisions']}")
+    if 'abort' in rep:
+        a = rep['abort']; w, fs = a['with_abort'], a['full_search']
+        lines.append(f"  early abort ({a['calibration_images']} validation images): same T_skip as the full search on "
+                     f"{a['same_t_skip_ratio']:.0%}; NFE {f(w['nfe_per_cf'])} vs {f(fs['nfe_per_cf'])} (lower bound "
+                     f"{f(w['nfe_lower_bound_per_cf'])}); success {f(w['success_ratio'])} vs {f(fs['success_ratio'])}")
     bad = [k for k, ok in rep.get('thresholds', {}).items() if ok is False]
     lines.append('  thresholds: ' + ('all met' if not bad else 'NOT met: ' + '; '.join(bad)))
     return '\n'.join(lines)
