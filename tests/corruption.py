@@ -180,17 +180,12 @@ def bank_case(tmp: Path, how: str, c=None, data=None) -> bool:
     return _named_once(msgs, named) and torch.equal(got.means, ref.means) and torch.equal(healed.means, ref.means)
 
 def lpips_case(tmp: Path, how: str) -> bool:
-    "A damaged converted LPIPS cache file: one warning, the same weights converted again, a valid file again."
-    from dcf_teach.core import read_tensors
-    from dcf_teach.judge.lpips import load_lpips_weights
-    ref = load_lpips_weights(cache=False)
-    d = Path(tmp)/f'lpips-{how}'
-    with env(DCF_TEACH_CACHE=d):
-        load_lpips_weights(); f = d/'lpips_alex_v0.1.safetensors'
-        DAMAGE[how](f)
-        with warnings_caught() as msgs: got = load_lpips_weights()
-    return (_named_once(msgs, f) and set(got) == set(ref) and all(torch.equal(got[k], ref[k]) for k in ref)
-            and read_tensors(f) is not None)
+    "A copy of the shipped LPIPS weights, damaged, is refused, naming the file."
+    from dcf_teach.judge.lpips import LPIPS_WEIGHTS, load_lpips_weights
+    f = Path(tmp)/f'lpips-{how}'/LPIPS_WEIGHTS.name; f.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(LPIPS_WEIGHTS, f)
+    DAMAGE[how](f)
+    return _refused(lambda: load_lpips_weights(f), f)
 
 # ------------------------------------------------------------------ all of them
 
@@ -212,10 +207,10 @@ def cases(tmp: Path):
            ('weights: oracle member, truncated', lambda: oracle_case(sub('w-oracle-trunc'), 'mobilenet_v2.safetensors', truncate)),
            ('weights: LoRA adapter, 2 bytes flipped', lambda: adapter_case(sub('w-adapter'))),
            ('weights: LoRA adapter, truncated', lambda: adapter_case(sub('w-adapter-trunc'), truncate))]
+    out += [(f'weights: LPIPS (shipped), {h}', lambda h=h: lpips_case(sub('w-lpips'), h)) for h in DAMAGE]
     out += [(f'cache: embeddings, {h}', lambda h=h: embedding_case(sub('c-emb'), h, c)) for h in DAMAGE]
     out += [(f'cache: records/images, {h}', lambda h=h: record_case(sub('c-rec'), h)) for h in RECORD_DAMAGE]
     out += [(f'cache: direction bank, {h}', lambda h=h: bank_case(sub('c-bank'), h, c, data())) for h in BANK_DAMAGE]
-    out += [(f'cache: converted LPIPS weights, {h}', lambda h=h: lpips_case(sub('c-lpips'), h)) for h in DAMAGE]
     return out
 
 def check_all(tmp: str | Path) -> dict:

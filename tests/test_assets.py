@@ -24,9 +24,10 @@ def test_every_named_dataset_has_its_model_and_oracle():
 def test_assets_fit_the_size_budget():
     root = ASSETS_MODELS.parent
     mb = sum(f.stat().st_size for f in root.rglob('*') if f.is_file()) / 1e6
-    # models 15 MB, oracles 15 MB, DVCE/RCSB guides 17 MB (six ResNet-18 at 2.8 MB), quiz page and fonts 1 MB;
-    # PyPI's default file limit is 100 MB. Guides stored in float16 would halve their share.
-    assert mb <= 50, f"dcf_teach/assets is {mb:.1f} MB (budget 50 MB)"
+    # models 15 MB, oracles 15 MB, DVCE/RCSB guides 17 MB (six ResNet-18 at 2.8 MB), LPIPS AlexNet 9.9 MB (float32; the
+    # only way a pip-installed package gets them offline, see nbs/20_judge.lpips.ipynb), quiz page, deck template and
+    # fonts 1 MB; PyPI's default file limit is 100 MB. Guides stored in float16 would halve their share.
+    assert mb <= 60, f"dcf_teach/assets is {mb:.1f} MB (budget 60 MB)"
     assert not list(root.rglob('*.bin')) and not list(root.rglob('*.pt')) and not list(root.rglob('*.pkl'))
 
 

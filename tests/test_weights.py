@@ -34,6 +34,10 @@ def test_corrupted_oracle_and_adapter_are_refused(tmp_path):
     assert K.oracle_case(tmp_path/'o2', 'mobilenet_v2.safetensors', K.truncate)
     assert K.adapter_case(tmp_path/'a')
 
+@pytest.mark.parametrize('how', list(K.DAMAGE))
+def test_damaged_lpips_weights_are_refused(tmp_path, how):
+    assert K.lpips_case(tmp_path, how)
+
 def test_model_without_recorded_hashes_loads_with_one_warning(tmp_path):
     d = tmp_path/'old'; shutil.copytree(ASSETS_MODELS/'kikibouba', d)
     meta = json.loads((d/META_FILE).read_text()); del meta['weights']; (d/META_FILE).write_text(json.dumps(meta))

@@ -39,7 +39,7 @@ def _summary(nb: Path) -> str:
 @click.option('--demo', is_flag=True, help='Build the demo decks (kikibouba, fashion-mnist tshirt/shirt, accretion) whose models are shipped.')
 @click.option('--decks', 'decks_dir', type=click.Path(path_type=Path), default=Path('decks'), show_default=True, help='With --demo: the folder of decks.')
 @click.option('--site', 'site_dir', type=click.Path(path_type=Path), default=None, help='With --demo: also build the site into this folder.')
-@click.option('--template', type=click.Path(path_type=Path), default=None, help='The papermill template [default: nbs/make_deck.ipynb].')
+@click.option('--template', type=click.Path(path_type=Path), default=None, help='The papermill template [default: the copy of nbs/make_deck.ipynb shipped in the package; $DCF_DECK_TEMPLATE overrides].')
 @click.option('--kernel', default='python3', show_default=True, help='Jupyter kernel that runs the template.')
 @click.option('--log-output/--no-log-output', default=True, show_default=True, help="Echo the kernel's log lines and progress bars.")
 @click.option('--list-params', is_flag=True, help="Show the template's parameters and exit.")

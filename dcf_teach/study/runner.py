@@ -7,6 +7,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/study.runner.html.md"""
 # %% ../../nbs/50b_study.runner.ipynb #071a75de
 from __future__ import annotations
 import contextlib, json, os, sys, time
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,15 +30,13 @@ __all__ = ['log', 'TEMPLATE', 'DEMO_DECKS', 'template_path', 'deck_parameters', 
 TEMPLATE = 'make_deck.ipynb'
 
 def template_path() -> Path:
-    "The deck template: $DCF_DECK_TEMPLATE, else nbs/make_deck.ipynb next to the package (a source checkout)."
-    import dcf_teach
+    "The deck template: $DCF_DECK_TEMPLATE, else the copy shipped in the package (`dcf_teach/assets/deck/`, equal to nbs/make_deck.ipynb)."
     env = os.environ.get('DCF_DECK_TEMPLATE')
-    cands = [Path(env)] if env else [Path(dcf_teach.__file__).resolve().parent.parent / 'nbs' / TEMPLATE,
-                                     Path(dcf_teach.__file__).resolve().parent / 'assets' / TEMPLATE]
-    for p in cands:
-        if p.is_file(): return p
-    raise UserError(f"deck template not found (looked at {', '.join(map(str, cands))}); pass --template or set "
-                    "DCF_DECK_TEMPLATE to nbs/make_deck.ipynb of a dcf_teach checkout")
+    p = Path(env).expanduser() if env else Path(str(resources.files('dcf_teach').joinpath('assets', 'deck', TEMPLATE)))
+    if p.is_file(): return p
+    if env: raise UserError(f"deck template not found: DCF_DECK_TEMPLATE={env} is not a file")
+    raise UserError(f"deck template not found: {p} is missing from the installed package (reinstall dcf-teach); "
+                    "pass --template or set DCF_DECK_TEMPLATE to a copy of nbs/make_deck.ipynb")
 
 def deck_parameters(template: str | Path | None = None, # the template (default: `template_path()`)
                    ) -> dict:
