@@ -42,6 +42,7 @@ def test_table_covers_every_command_and_option():
             if not hit: missing.append(f"{' '.join(path)} {names[0] if names else p.name.upper()}")
     assert not missing, f"no bad-input case for: {', '.join(missing)}"
 
+@pytest.mark.timeout(2400)   # 370+ cases, each a fresh `dcf-teach` process (2-3 s to import torch): ~10 min on 2 idle cores
 def test_bad_input_fails_cleanly_without_side_effects():
     "Exit status 2, one `Error:` line naming the option or file, no traceback, no new file, for every case."
     res = run_cases(CASES, workers=max(2, min(4, os.cpu_count() or 2)), runner=_runner, timeout=120)
