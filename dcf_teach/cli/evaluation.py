@@ -126,14 +126,16 @@ def compare_cli(dataset, methods, n, classes, model, oracle, guide, robust_guide
 @click.option('--device', default='auto', show_default=True, help="'auto': this process's GPU if any, else CPU.")
 @click.option('--cache', default=None, type=click.Path(path_type=Path), help='Cache folder for data and the bank.')
 @click.option('--processes', default=1, show_default=True, type=click.IntRange(1), help='Start this many processes with accelerate launch.')
+@click.option('--abort', default=0, show_default=True, type=click.IntRange(0), help='Stop tries early that will not flip, by a rule calibrated on this many validation images and kept in OUT/abort_rule.json (0: every try in full).')
 @click.pass_context
-def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes):
+def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes, abort):
     "Counterfactuals of every image of a dataset, sharded over processes, resumable (one JSON record per image)."
     import subprocess
     check_dataset_spec(data, classes, '--data'); check_output(out, '--out', 'dir'); check_device(device)
     check_output(cache or default_cache_dir(), '--cache', 'dir')
     if model: check_model(model)
     if oracle: check_oracle(oracle)
+    if abort == 1 or (abort and method in GUIDED): raise UserError(f"--abort {abort}: " + ('a rule needs at least 2 validation images' if abort == 1 else f'{method} has no T_skip tries to stop'))
     if processes > 1 and int(os.environ.get('WORLD_SIZE', '1')) <= 1:
         argv = [a for a in sys.argv[1:]]
         k = next((i for i, a in enumerate(argv) if a == '--processes' or a.startswith('--processes=')), None)
@@ -144,7 +146,7 @@ def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, ba
     st = distributed_state()
     rank, world = (st.process_index, st.num_processes) if st else (0, 1)
     dev = str(st.device) if st is not None and device == 'auto' else device
-    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True)
+    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True, abort=abort)
     click.echo(f"process {rank}/{world}: {r['computed']} computed, {r['skipped']} already done, {r['seconds']} s")
     if st is not None: st.wait_for_everyone()
     if rank == 0:

@@ -19,8 +19,10 @@ from ..engine.settings import EditSettings
 from ..engine.counterfactual import save_png_atomic
 from ..data.registry import resolve_dataset
 from ..judge.oracle import load_oracle
-from .evaluate import HeldOut, dataset_bank, evaluate
+from .evaluate import HeldOut, dataset_bank, evaluate, held_out_images
 from .compare import build_method
+from ..engine.methods import GUIDED, make_method
+from ..engine.search import AbortRule, calibrate_abort
 
 log = get_logger(__name__)
 
@@ -38,6 +40,21 @@ def plan_batches(n: int, # images in all
     return [list(range(s, min(n, s + batch_size))) for k, s in enumerate(range(0, n, batch_size)) if k % world == rank]
 
 def _safe(image_id: str) -> str: return re.sub(r'[^A-Za-z0-9._-]+', '_', image_id)
+
+# %% ../../nbs/31b_evaluation.generate.ipynb #b151aa0d
+def _abort_rule(out: Path, c, ds_, bank, orc, e: EditSettings, n: int, model: str, oname: str, progress: bool) -> AbortRule:
+    "The run's early-abort rule: out/abort_rule.json if it was made for these settings, else calibrated on `n` validation images and kept."
+    path, key = out/'abort_rule.json', {'n': n, 'model': model, 'oracle': oname, 'settings': e.as_dict()}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get('key') == key: return AbortRule.from_dict(saved['rule'])
+    try: val = held_out_images(ds_.split('val', resolution=c.resolution), n)
+    except (ValueError, UserError) as err: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({err})") from None
+    dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+    rule = calibrate_abort(c, val.images, dirs, orc, e, progress=progress)
+    write_json_atomic(path, {'key': key, 'rule': rule.as_dict()})   # each process computes the same rule; the last write wins
+    return rule
+
 
 # %% ../../nbs/31b_evaluation.generate.ipynb #cf2f7b1e
 def distributed_state():
@@ -61,9 +78,12 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
              rank: int = 0, # this process
              world: int = 1, # processes
              progress: bool = False, # progress bar over this process's batches
+             abort: int = 0, # stop tries early by a rule calibrated on this many validation images, kept in out/abort_rule.json (0: off)
             ) -> dict:
     "Counterfactuals of this process's share of the images; returns what it did."
     t0 = time.perf_counter()
+    if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
+    if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
     root = Path(cache) if cache else default_cache_dir()
     ds_ = resolve_dataset(data, classes, root)
     c = load_components(model or ds_.model, device=device)
@@ -75,6 +95,7 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
     m = build_method(SimpleNamespace(oracle=orc, oracle_name=oname), method, device=device)
     e = edit.resolve(c)
     out = Path(out); recs = out/'records'; recs.mkdir(parents=True, exist_ok=True)
+    if abort: m = make_method(method, orc, abort=_abort_rule(out, c, ds_, bank, orc, e, abort, str(model or ds_.model), oname, progress))
     done = skipped = 0
     from tqdm.auto import tqdm
     for b in tqdm(plan_batches(len(order), batch_size, rank, world), disable=not progress, desc=f'generate [{rank}/{world}]', unit='batch'):
