@@ -1,5 +1,5 @@
 # dcf_teach — the README's two commands and their parts.
-#   make deck   build the demo study decks on the embedded default (sets up first)
+#   make deck   build the demo study decks on the embedded default (sets up first); make deck DATA=folder: your own images
 #   make test   notebooks clean, library in sync, every notebook runs, pytest (sets up first)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -81,10 +81,20 @@ test-kernels: setup
 reliability: setup
 	$(BIN)/python tools/reliability.py $(RELIABILITY_ARGS)
 
+# make deck DATA=path/to/images: your own two class folders (or a CSV manifest) through `dcf-teach teach` into
+# TEACH_OUT (default teach/<name of DATA>); a rerun continues where it stopped. TEACH_ARGS adds options (--budget 60).
+DATA ?=
+TEACH_OUT ?= teach/$(basename $(notdir $(abspath $(DATA))))
+TEACH_ARGS ?=
 deck: setup
+ifeq ($(strip $(DATA)),)
 	@echo "building the demo study decks on the embedded default (decks/) and the site preview (_site/) ..."
 	$(BIN)/dcf-teach deck --demo --decks decks --site _site
 	@echo "look at: decks/*/deck.ipynb (executed decks), decks/*/media/ (GIFs, MP4s, overlays), _site/index.html (site)"
+else
+	$(BIN)/dcf-teach teach "$(DATA)" --out "$(TEACH_OUT)" $(TEACH_ARGS)
+	@echo "look at: $(TEACH_OUT)/deck/deck.ipynb (the deck), $(TEACH_OUT)/site/index.html (site), $(TEACH_OUT)/explore.ipynb (explorer)"
+endif
 
 clean-venv:
 	rm -rf $(VENV)

@@ -39,6 +39,8 @@ def make_fixtures(work: Path) -> Path:
     _png(work / 'flat' / 'x.png')                                 # images without class folders
     (work / 'emptycls' / 'a').mkdir(parents=True); (work / 'emptycls' / 'b').mkdir()  # class folders, no images
     (work / 'bad.csv').write_text('path,label\nnope.png,a\n')    # a manifest with one class
+    (work / 'badimg.csv').write_text('path,label,split\n' + ''.join(  # two classes with held-out images, and one non-image
+        f'ds/{c}/{c}{k}.png,{c},{"test" if k == 5 else "train"}\n' for c in 'ab' for k in range(6)) + 'junk.png,a,train\n')
     os.symlink(work / 'does-not-exist', work / 'broken')          # a dangling symlink
     # a direction bank over classes a,b (no model needed to read it)
     import torch
@@ -431,6 +433,26 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('quiz-simulate--noise=-1', [*p, '--noise', '-1'], '--noise')
     add('quiz-simulate--learners=x', [*p, '--learners', 'x'], '--learners')
     add('quiz-simulate--features=clip', [*p, '--features', 'clip'], '--features')
+    # teach: every option is checked, and DATA's images decoded, before the folder is created ('ds' has no test image)
+    p = ['teach', 'badimg.csv', '--out', 'taught']
+    add('teach-no-data', ['teach', '--out', 'taught'], 'DATA')
+    add('teach-no-out', ['teach', 'badimg.csv'], '--out')
+    add('teach-data-missing', ['teach', 'nowhere', '--out', 'taught'], 'nowhere')
+    add('teach-data-one-class', ['teach', 'one', '--out', 'taught'], 'one')
+    add('teach-data-no-test-images', ['teach', 'ds', '--out', 'taught'], 'ds')
+    add('teach-data-unreadable-image', p, 'junk.png')
+    add('teach-out-file', ['teach', 'badimg.csv', '--out', 'notes.txt'], 'notes.txt')
+    add('teach-out-not-teach-folder', ['teach', 'badimg.csv', '--out', 'decks'], '--out')
+    add('teach-classes-one', [*p, '--classes', 'a'], '--classes')
+    add('teach-classes-unknown', [*p, '--classes', 'a,zz'], 'zz')
+    add('teach-model-missing', [*p, '--model', 'nowhere'], '--model')
+    add('teach-oracle-missing', [*p, '--oracle', 'nowhere'], '--oracle')
+    add('teach-param-unknown', [*p, '-p', 'bogus', '1'], 'bogus')
+    add('teach-param-set-by-teach', [*p, '-p', 'model', 'x'], '-p model')
+    add('teach-kernel-bogus', [*p, '--kernel', 'bogus-kernel'], 'bogus-kernel')
+    for opt, v in (('--budget', '0'), ('--encoder-steps', '0'), ('--resolution', '48'), ('--oracle-minutes', '-1'), ('--n-bench', '1'), ('--tune-images', '1'), ('--until', 'lunch'),
+                   ('--device', 'bogus'), ('--seed', 'x')):
+        C.extend(_num(p, opt, [v]))
     ids = [c[0] for c in C]
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
     assert not TRIMMED - set(ids), TRIMMED - set(ids)
@@ -463,6 +485,7 @@ TRIMMED = {
     'bench-classes-fmnist-unknown', 'bench-dataset-empty', 'bench-explorer-model-file', 'deck-dataset-file',
     'deck-param-n_steps=0', 'deck-param-t_skip_fractions=abc', 'deck-template-folder', 'deck-demo-param-unknown',
     'deck-classes-one', 'site-out-inside-decks', 'site-decks-empty', 'top-verbose-value',
+    'teach-classes-unknown', 'teach-out-file',
 }
 
 CASES = _cases()

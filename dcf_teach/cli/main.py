@@ -28,6 +28,7 @@ COMMANDS = {
     'deck':   ('dcf_teach.cli.study:deck_cli', 'Build a study deck (papermill).'),
     'site':   ('dcf_teach.cli.study:site_cli', 'Build the site of study decks.'),
     'quiz':   ('dcf_teach.cli.quiz:quiz_cli', 'Analyse the results of a study-and-quiz page.'),
+    'teach':  ('dcf_teach.cli.teach:teach_cli', 'From two folders of images to a study deck and site, in one resumable run.'),
 }
 
 

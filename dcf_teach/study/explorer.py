@@ -22,10 +22,11 @@ from ..core import UserError, get_logger, write_json_atomic
 from ..engine.models import (Components, resize_images, DEFAULT_MODEL, dummy_components, load_components,
                                      shipped_models)
 from ..engine.embeddings import image_key, clip_embed
-from ..engine.bank import DirectionBank, check_bank, bank_from_dataset
+from ..engine.bank import DirectionBank, check_bank, bank_from_dataset, load_bank
 from ..engine.inversion import Inversion, extend_inversion, invert, resolve_t_skip
 from ..engine.counterfactual import pick_source, save_png_atomic, sweep
 from ..engine.settings import N_STEPS, EditSettings
+from ..data.folder import load_dataset
 from ..data.kikibouba import KIKIBOUBA_CLASSES, kikibouba_records
 from ..render import (save_gif, caption, difference_overlay, flip_frames, interpolation_strip, upscale, flip_gif)
 from ..engine.search import minimal_edit_search
@@ -37,7 +38,7 @@ log = get_logger(__name__)
 # %% auto #0
 __all__ = ['log', 'VIEWS', 'BENCH_OMEGAS', 'in_kernel', 'LatestOnly', 'InversionCache', 'ImageList', 'kikibouba_demo_data',
            'strip_omegas', 'render_view', 'Params', 'Result', 'Explorer', 'Demo', 'demo_setup', 'demo_methods',
-           'bench_explorer']
+           'folder_setup', 'bench_explorer']
 
 # %% ../../nbs/52_study.explorer.ipynb #9c0c6f18
 def in_kernel() -> bool:
@@ -729,6 +730,17 @@ class Demo:
         kw = dict(edit=EditSettings(n_steps=self.n_steps), message=' '.join(self.notes), methods=self.methods) | kwargs
         return Explorer(self.components, self.bank, self.dataset, self.oracle, self.lpips, **kw)
 
+def _lpips_or_note(probe, # an image [3,R,R] the LPIPS weights are tried on
+                   notes: list, # what is missing is appended here
+                  ):
+    "The LPIPS function, or None with a note when its weights cannot be loaded."
+    try:
+        from dcf_teach.judge.lpips import lpips as lp
+        lp(probe, probe)
+        return lp
+    except Exception as e:
+        notes.append(f"LPIPS is unavailable ({type(e).__name__}: {str(e)[:120]})."); return None
+
 def demo_setup(model: str = 'default', # model name/folder; 'default': the embedded kiki/bouba model
                n_per_class: int = 20, # kiki/bouba images per class (8 of 10 build the bank)
                seed: int = 0, # dataset seed
@@ -754,13 +766,7 @@ def demo_setup(model: str = 'default', # model name/folder; 'default': the embed
         oname = '-'.join(sorted(bank.classes))
         oracle = load_oracle(oname) if oname in shipped_oracles() else None
         if oracle is None: notes.append(f"No shipped {oname} oracle yet: probabilities and the search are off.")
-    lp = None
-    if use_lpips:
-        try:
-            from dcf_teach.judge.lpips import lpips as lp
-            lp(held[0][0], held[0][0])
-        except Exception as e:
-            lp = None; notes.append(f"LPIPS is unavailable ({type(e).__name__}: {str(e)[:120]}).")
+    lp = _lpips_or_note(held[0][0], notes) if use_lpips else None
     return Demo(c, bank, held, oracle, lp, n_steps or (N_STEPS if embedded or name != DEFAULT_MODEL else 20), embedded, notes,
                 demo_methods(oracle, '-'.join(sorted(bank.classes))))
 
@@ -776,6 +782,28 @@ def demo_methods(oracle, # the judge the searches stop on (None: no methods)
         out['dvce'] = DVCE(oracle, guide, load_oracle(r) if r is not None else None)
         out['rcsb'] = RCSB(oracle, guide)
     return out
+
+# %% ../../nbs/52_study.explorer.ipynb #4468c298
+def folder_setup(model: str | Path, # model folder or shipped name
+                 data: str | Path, # ImageFolder root or CSV manifest
+                 oracle: Any = None, # oracle folder, shipped name, a callable, or None (no probabilities, no search)
+                 bank: str | Path | None = None, # direction bank (`dcf-teach bank`); None: built from DATA's train split
+                 classes: list | None = None, # the two classes to keep (default: all of DATA's)
+                 split: str = 'test', # the images to explore: 'train', 'val', 'test' or None (all)
+                 use_lpips: bool = True, # LPIPS if its weights can be loaded
+                 device: str = 'cpu', # torch device
+                ) -> Demo:
+    "The explorer's material from folders: a model, a dataset, its oracle and direction bank."
+    notes, c = [], load_components(model, device=device)
+    cls = sorted(classes) if classes else None
+    b = check_bank(load_bank(bank), c) if bank is not None else bank_from_dataset(
+        c, load_dataset(data, split='train', resolution=c.resolution, classes=cls), progress=False)
+    ds = load_dataset(data, split=split, resolution=c.resolution, classes=cls or list(b.classes))
+    if not len(ds): raise UserError(f"{data}: no {split} images of {', '.join(b.classes)} to explore")
+    orc = load_oracle(oracle, device=device) if isinstance(oracle, (str, Path)) else oracle
+    if orc is None: notes.append("No oracle: probabilities and the search are off.")
+    lp = _lpips_or_note(ds[0][0], notes) if use_lpips else None
+    return Demo(c, b, ds, orc, lp, N_STEPS, False, notes, demo_methods(orc, '-'.join(sorted(b.classes))))
 
 # %% ../../nbs/52_study.explorer.ipynb #7de28bbf
 BENCH_OMEGAS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.25, 2.5, 2.75, 3.0)
