@@ -32,10 +32,11 @@ from .study.explorer import folder_setup
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'STAGE_DIR', 'STAGES', 'TEACH_FILE', 'ENCODER_STEPS', 'DECK_SET', 'WEAK_NCM', 'BENCH_FIGURES', 'Stage',
-           'stage_record', 'duration', 'run_stages', 'data_fingerprint', 'weights_fingerprint', 'TeachConfig',
-           'TeachRun', 'deck_edit', 'check_teach', 'decoder_minutes', 'copy_folder', 'unet_seconds', 'search_estimate',
-           'tuner', 'explore_notebook', 'teach_stages', 'teach', 'teach_summary', 'explore']
+__all__ = ['log', 'STAGE_DIR', 'STAGES', 'TEACH_FILE', 'ENCODER_STEPS', 'TARGET_SEPARATION', 'DECK_SET', 'WEAK_NCM',
+           'BENCH_FIGURES', 'Stage', 'stage_record', 'duration', 'run_stages', 'data_fingerprint',
+           'weights_fingerprint', 'TeachConfig', 'TeachRun', 'deck_edit', 'check_teach', 'decoder_minutes',
+           'copy_folder', 'unet_seconds', 'search_estimate', 'tuner', 'explore_notebook', 'teach_stages', 'teach',
+           'teach_summary', 'explore']
 
 # %% ../nbs/60_teach.ipynb #9af72724
 STAGE_DIR = 'stages' # OUT/stages/<stage>.json: one record per stage
@@ -143,7 +144,8 @@ def weights_fingerprint(folder: str | Path, # a model or oracle folder
 # %% ../nbs/60_teach.ipynb #a17a519a
 STAGES = ('data', 'model', 'oracle', 'bank', 'tune', 'bench', 'deck', 'site', 'explore') # the pipeline's stages, in order
 TEACH_FILE = 'teach.json' # the run log in OUT
-ENCODER_STEPS = 700 # contrastive encoder steps of a trained model (kiki/bouba: the plateau ends after ~450, NCM 0.90 at 638)
+ENCODER_STEPS = 2000 # most contrastive encoder steps of a trained model
+TARGET_SEPARATION = 5.0 # the encoder stops once the classes' validation separation reaches this many within-class SD
 DECK_SET = ('dataset', 'classes', 'model', 'oracle', 'out_dir', 'cache_dir', 'device') # deck parameters teach sets itself
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class TeachConfig:
     classes: tuple | None = None # (A, B) in study order, A→B first; None: the dataset's two classes
     model: str = 'train' # 'train': the embedded-default recipe on DATA; else a model folder, shipped name or hub id
     budget: float = 40.0 # minutes of model training: the encoder's steps, then the decoder for the rest (at least half)
-    encoder_steps: int = ENCODER_STEPS # contrastive encoder steps (more for data whose classes separate later)
+    encoder_steps: int = ENCODER_STEPS # most contrastive encoder steps (it stops once the classes separate by `TARGET_SEPARATION` SD)
     resolution: int = 32 # image side of a trained model and its oracle
     oracle: str | None = None # an oracle folder or shipped name instead of training one
     oracle_minutes: float = 10.0 # cap on oracle training (early stopping usually ends it sooner)
@@ -316,8 +318,8 @@ def decoder_minutes(budget: float, # --budget, minutes
 def _model_options(r: TeachRun) -> dict:
     cfg = r.cfg
     if cfg.model == 'train':
-        return {'recipe': 'embedded-default', 'encoder_steps': cfg.encoder_steps, 'budget': cfg.budget,
-                'resolution': cfg.resolution, 'seed': cfg.seed, 'classes': r.sorted_classes}
+        return {'recipe': 'embedded-default', 'encoder_steps': cfg.encoder_steps, 'target_separation': TARGET_SEPARATION,
+                'budget': cfg.budget, 'resolution': cfg.resolution, 'seed': cfg.seed, 'classes': r.sorted_classes}
     kind, where = resolve_model(cfg.model)
     return {'model': str(where), 'weights': weights_fingerprint(where) if kind == 'folder' else kind}
 
@@ -353,7 +355,7 @@ def _model_run(r: TeachRun, resume: bool) -> dict:
         return {'model': str(cfg.model)}
     resume = resume and (r.model_dir / '.train' / 'encoder_state.json').is_file()
     if not resume: shutil.rmtree(r.model_dir, ignore_errors=True)
-    enc = EncoderTrainConfig(steps=cfg.encoder_steps, minutes=None, seed=cfg.seed)
+    enc = EncoderTrainConfig(steps=cfg.encoder_steps, minutes=None, target_separation=TARGET_SEPARATION, seed=cfg.seed)
     dec = lambda steps, minutes: DecoderTrainConfig(resolution=cfg.resolution, steps=steps, minutes=minutes, seed=cfg.seed)
     kw = dict(classes=r.sorted_classes, name=f"{'-'.join(r.sorted_classes)} (dcf-teach teach)", progress=cfg.progress)
     m = train_model(r.data, r.model_dir, dec(1, None), enc, resume=resume, **kw)     # the encoder (and the decoder's first step)
@@ -371,9 +373,8 @@ def _model_run(r: TeachRun, resume: bool) -> dict:
 def _model_estimate(r: TeachRun) -> str:
     cfg = r.cfg
     if cfg.model != 'train': return 'a copy'
-    end = datetime.datetime.now() + datetime.timedelta(minutes=cfg.budget + 1)
-    return (f"about {cfg.budget:g} min: the encoder's {cfg.encoder_steps} steps (about {cfg.encoder_steps * 1.1 / 60:.0f} min on 2 free cores, longer on busy ones), "
-            f"then the decoder for the rest of the budget (at least {cfg.budget / 2:g} min); done around {end:%H:%M} on free cores")
+    return (f"the encoder until the classes separate (at most {cfg.encoder_steps} steps: {cfg.encoder_steps * 1.1 / 60:.0f} min on 2 "
+            f"free cores, longer on busy ones), then the decoder for the rest of the {cfg.budget:g}-min budget (at least {cfg.budget / 2:g} min)")
 
 # %% ../nbs/60_teach.ipynb #2308b7b1
 def _resolution(r: TeachRun) -> int:
@@ -573,7 +574,7 @@ def teach_stages(r: TeachRun) -> list[Stage]:
     "The stages of `teach`, in order."
     trains = r.cfg.model == 'train'
     return [Stage('data', _data_run, _data_output, _data_options),
-            Stage('model', _model_run, _model_output, _model_options, ('data',) if trains else (), _model_estimate, ('budget', 'encoder_steps')),
+            Stage('model', _model_run, _model_output, _model_options, ('data',) if trains else (), _model_estimate, ('budget', 'encoder_steps', 'target_separation')),
             Stage('oracle', _oracle_run, _oracle_output, _oracle_options, ('data',) if r.cfg.oracle is None else (),
                   lambda r: 'a copy' if r.cfg.oracle else f"at most {r.cfg.oracle_minutes:g} min (early stopping usually ends it sooner)"),
             Stage('bank', _bank_run, _bank_output, lambda r: {'split': 'train'}, ('data', 'model')),

@@ -27,7 +27,8 @@ __all__ = ['teach_cli']
               help="'train': the embedded-default recipe on DATA within --budget; else a model folder, shipped name or hub id (kandinsky-2-2).")
 @click.option('--budget', default=40.0, show_default=True, type=float,
               help="Minutes of model training: the encoder's steps, then the decoder for the rest (at least half); a rerun with a larger budget continues the decoder.")
-@click.option('--encoder-steps', default=ENCODER_STEPS, show_default=True, type=int, help='Contrastive encoder steps (more for classes that separate later).')
+@click.option('--encoder-steps', default=ENCODER_STEPS, show_default=True, type=int,
+              help='Most contrastive encoder steps; it stops earlier once the classes separate (5 SD on validation images).')
 @click.option('--resolution', default='32', show_default=True, type=click.Choice(['16', '32', '64', '128']), help='Image side of a trained model and its oracle.')
 @click.option('--oracle', default=None, help='An oracle folder or shipped name instead of training one.')
 @click.option('--oracle-minutes', default=10.0, show_default=True, type=float, help='Cap on oracle training (early stopping usually ends it sooner).')

@@ -333,6 +333,7 @@ class EncoderTrainConfig:
     recolor_ramp: float = 0.0 # fraction of the budget over which the recolouring probability ramps up from 0
     check_every: int = 40 # steps between embedding checks
     check_max_per_class: int = 300 # images per class for each check (fit and val)
+    target_separation: float | None = None # stop once the validation separation reaches this many SD (None: use the whole budget)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
 
@@ -421,7 +422,8 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
     bar = tqdm(desc='encoder (InfoNCE)', unit='step', disable=not progress, initial=step,
                total=cfg.steps if cfg.steps and not cfg.minutes else None)
     t_last, last_save, B = time.time(), time.time(), min(cfg.batch_images, len(train_images))
-    while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1:
+    reached = lambda: fit_val is not None and cfg.target_separation is not None and best_score >= cfg.target_separation
+    while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1 and not reached():
         g.manual_seed(cfg.seed * 1000003 + step)   # each step's draws depend on the step only: a resumed run repeats them
         idx = torch.randint(len(train_images), (B,), generator=g)
         x = train_images[idx].float() / 255
@@ -449,6 +451,7 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
                 best.load_state_dict(ema.state_dict())
             _log.info(f"encoder step {step}: loss {loss:.3f}, val separation {score:.2f} SD, "
                       f"NCM {c.get('mean_ncm_accuracy', float('nan')):.3f} (best {best_score:.2f} SD)")
+            if reached(): _log.info(f"encoder: the validation separation reached the target {cfg.target_separation:g} SD at step {step}")
         elif fit_val is None: best.load_state_dict(ema.state_dict())
         hist.append(rec)
         bar.update(1); bar.set_postfix(loss=f'{loss:.3f}', sep=f'{best_score:.2f}')
