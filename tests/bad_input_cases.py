@@ -339,6 +339,31 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('generate-device-bogus', [*p, '--device', 'bogus'], '--device')
     add('generate-cache-file', [*p, '--cache', 'notes.txt'], 'notes.txt')
     add('generate-out-under-file', ['generate', '--data', 'kikibouba', '--out', 'notes.txt/g'], 'notes.txt')
+    # tune (--dry-run: a shipped model is allowed, nothing is written into it)
+    p = ['tune', '--model', 'kikibouba', '--data', 'kikibouba', '--dry-run']
+    add('tune-no-model', ['tune', '--data', 'kikibouba'], '--model')
+    add('tune-no-data', ['tune', '--model', 'kikibouba', '--dry-run'], '--data')
+    add('tune-model-shipped', ['tune', '--model', 'kikibouba', '--data', 'kikibouba'], '--model')
+    add('tune-model-missing', ['tune', '--model', 'nowhere/model', '--data', 'kikibouba'], 'nowhere/model')
+    add('tune-model-empty-folder', ['tune', '--model', 'empty', '--data', 'kikibouba'], 'empty')
+    add('tune-data-missing', ['tune', '--model', 'kikibouba', '--data', 'nowhere', '--dry-run'], 'nowhere')
+    add('tune-data-too-few', ['tune', '--model', 'kikibouba', '--data', 'ds', '--dry-run', '--n', '100'], '--n')
+    add('tune-classes-wrong', [*p, '--classes', 'a,b'], '--classes')
+    add('tune-oracle-missing', [*p, '--oracle', 'nooracle'], 'nooracle')
+    C += _num(p, '--n', ['1'])
+    C += _num(p, '--omegas', ['0', 'x'])
+    C += _num(p, '--inversions', ['bogus'])
+    C += _num(p, '--starts', ['1.5'])
+    C += _num(p, '--min-confidences', ['0.4'])
+    C += _num(p, '--max-control', ['2'])
+    C += _num(p, '--tolerance', ['-1'])
+    C += _num(p, '--n-steps', ['0'])
+    C += _num(p, '--seed', ['x'])
+    C += _num(p, '--batch-size', ['0'])
+    add('tune-device-bogus', [*p, '--device', 'bogus'], '--device')
+    add('tune-cache-file', [*p, '--cache', 'notes.txt'], 'notes.txt')
+    add('tune-out-not-json', [*p, '--out', 'tune.txt'], '--out')
+    add('tune-out-under-file', [*p, '--out', 'notes.txt/t.json'], 'notes.txt')
     # bench scale
     p = ['bench', 'scale']
     add('bench-scale-dataset-missing', [*p, '--dataset', 'nowhere'], 'nowhere')
@@ -486,6 +511,7 @@ TRIMMED = {
     'deck-param-n_steps=0', 'deck-param-t_skip_fractions=abc', 'deck-template-folder', 'deck-demo-param-unknown',
     'deck-classes-one', 'site-out-inside-decks', 'site-decks-empty', 'top-verbose-value',
     'teach-classes-unknown', 'teach-out-file',
+    'tune--omegas=x', 'tune-model-missing',
 }
 
 CASES = _cases()

@@ -22,9 +22,12 @@ from ..evaluation.bench import _summary, run_bench, save_grid
 from ..evaluation.compare import run_compare, write_compare
 from ..evaluation.generate import distributed_state, generate, merge_records
 from ..evaluation.scale import scaling_benchmark, scaling_table
+from ..engine.settings import N_STEPS
+from ..data.folder import load_dataset
+from ..evaluation.tune import DEFAULT_GRID, SelectionRule, check_grid, check_model_dir, tune, write_tuned
 
 # %% auto #0
-__all__ = ['bench_cli', 'compare_cli', 'generate_cli', 'bench_scale_cmd', 'doctor_cli']
+__all__ = ['GRID_OPTIONS', 'bench_cli', 'compare_cli', 'generate_cli', 'bench_scale_cmd', 'tune_cli', 'doctor_cli']
 
 # %% ../../nbs/94_cli.evaluation.ipynb #e0c41cf6
 @click.group('bench', cls=LazyGroup, invoke_without_command=True,
@@ -175,6 +178,64 @@ def bench_scale_cmd(dataset, ns, model, method, batch_size, out):
     rows = scaling_benchmark(dataset, sizes, args)
     click.echo(scaling_table(rows))
     if out is not None: write_text_atomic(out, json.dumps(rows, indent=1))
+
+# %% ../../nbs/94_cli.evaluation.ipynb #53569fed
+def _fmt(v): return ','.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v)
+GRID_OPTIONS = {'omega': '--omegas', 'inversion': '--inversions', 'start': '--starts', 'min_confidence': '--min-confidences'}
+
+def _check_val(data, classes, n: int, opt: str = '--data'):
+    "Enough validation images for `n` (a folder's val split; generated datasets have enough), before anything is written."
+    ds = check_dataset_spec(data, classes, opt)
+    if isinstance(ds, str): return
+    val = load_dataset(data, split='val', classes=list(ds.classes))
+    for k, want in enumerate((n - n // 2, n // 2)):
+        have = int((val.labels == k).sum())
+        if have < want: raise UserError(f"--n {n}: class {ds.classes[k]!r} of {data} has only {have} validation images, {want} needed "
+                                        "(tune uses the val split only)")
+
+@click.command('tune', cls=Command)
+@click.option('--model', required=True, help='Model folder: its dcf_teach.json edit_defaults and README.md get the choice (a shipped name or hub id only with --dry-run).')
+@click.option('--data', required=True, help='ImageFolder / CSV manifest, or kikibouba, accretion, fashion-mnist: its val split is searched.')
+@click.option('--oracle', default=None, help="The judge (default: the dataset's shipped oracle).")
+@click.option('--classes', default=None, help="Two classes A,B (default: the dataset's).")
+@click.option('--n', 'n', default=60, show_default=True, type=click.IntRange(2), help='Validation images, half each way.')
+@click.option('--omegas', default=_fmt(DEFAULT_GRID['omega']), show_default=True, help='Edit strengths ω to try (positive; ω = 0 is the control, always run).')
+@click.option('--inversions', default=_fmt(DEFAULT_GRID['inversion']), show_default=True, help='Inversion conditionings to try.')
+@click.option('--starts', default=_fmt(DEFAULT_GRID['start']), show_default=True, help='Largest T_skip fraction of the search, to try (below it: a fixed ladder).')
+@click.option('--min-confidences', default=_fmt(DEFAULT_GRID['min_confidence']), show_default=True, help='Oracle target-class confidences that stop the search, to try.')
+@click.option('--max-control', default=SelectionRule.max_control, show_default=True, type=click.FloatRange(0, 1), help='Reject a setting whose ω = 0 control flips more than this share of images.')
+@click.option('--tolerance', default=None, type=click.FloatRange(0, 1), help='Differences of success or confidence below this are ties [default: one standard error of the best].')
+@click.option('--n-steps', default=N_STEPS, show_default=True, type=click.IntRange(1, 1000), help='Inference steps N.')
+@click.option('--seed', default=0, show_default=True, type=int, help='Run seed (mixed with each image hash).')
+@click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch.')
+@click.option('--device', default='cpu', show_default=True, help="Torch device ('auto' picks CUDA if present).")
+@click.option('--cache', default=None, type=click.Path(path_type=Path), help='Cache folder (default: $DCF_TEACH_CACHE or ~/.cache/dcf_teach).')
+@click.option('--dry-run', is_flag=True, help='Print the table and the choice; write nothing into the model folder.')
+@click.option('--json', 'as_json', is_flag=True, help='Print the result as one JSON object.')
+@click.option('--out', default=None, type=click.Path(path_type=Path), help='Also write the result as JSON here.')
+def tune_cli(model, data, oracle, classes, n, omegas, inversions, starts, min_confidences, max_control, tolerance, n_steps, seed,
+             batch_size, device, cache, dry_run, as_json, out):
+    "Choose edit settings on validation images (no ground truth needed) and write them into the model folder."
+    grid = check_grid(dict(omega=omegas, inversion=inversions, start=starts, min_confidence=min_confidences), GRID_OPTIONS.get)
+    if out is not None:
+        if out.suffix.lower() != '.json': raise UserError(f"--out {out}: expected a .json file")
+        check_output(out, '--out', 'file')
+    check_output(cache or default_cache_dir(), '--cache', 'dir'); check_device(device)
+    if oracle: check_oracle(oracle)
+    if dry_run: check_model(model)
+    else: check_model_dir(model)
+    _check_val(data, classes, n)
+    r = tune(model, data, oracle, grid, n, seed, SelectionRule(max_control, tolerance), n_steps, classes, device, cache,
+             batch_size, progress=sys.stderr.isatty())
+    if not dry_run: write_tuned(model, r)
+    if out is not None: write_text_atomic(out, r.json() + '\n')
+    if as_json: click.echo(r.json()); return
+    s = r.settings
+    click.echo(r.table())
+    click.echo(f"chose ω = {s['omega']:g}, '{s['inversion']}' inversion, T_skip from {s['t_skip_fractions'][0]:g}, stop at "
+               f"{s['min_confidence']:g} ({len(r.rows)} settings on {r.info['n_images']} validation images, {r.info['wall_seconds']:g} s)")
+    click.echo(f"rule: {r.rule['text']}")
+    if not dry_run: click.echo(f"wrote edit_defaults into {model}/dcf_teach.json and the table into {model}/README.md")
 
 # %% ../../nbs/94_cli.evaluation.ipynb #801c73de
 @click.command('doctor', cls=Command)

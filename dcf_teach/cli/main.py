@@ -25,6 +25,7 @@ COMMANDS = {
     'bench':  ('dcf_teach.cli.evaluation:bench_cli', 'Measure DIFFusion on held-out images.'),
     'compare': ('dcf_teach.cli.evaluation:compare_cli', 'Compare counterfactual methods on the same images.'),
     'generate': ('dcf_teach.cli.evaluation:generate_cli', 'Counterfactuals of a whole dataset, sharded and resumable.'),
+    'tune':   ('dcf_teach.cli.evaluation:tune_cli', "Choose a model's edit settings on validation images."),
     'deck':   ('dcf_teach.cli.study:deck_cli', 'Build a study deck (papermill).'),
     'site':   ('dcf_teach.cli.study:site_cli', 'Build the site of study decks.'),
     'quiz':   ('dcf_teach.cli.quiz:quiz_cli', 'Analyse the results of a study-and-quiz page.'),

@@ -356,7 +356,7 @@ class EvalSetup:
 def prepare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fashion-mnist' or a folder
             classes: str | Sequence[str] | None = None, # two classes (default: the dataset's)
             n: int = 100, # held-out images, half each way
-            model: str | Path | None = None, # model (default: the dataset's shipped model)
+            model: str | Path | Components | None = None, # model or loaded `Components` (default: the dataset's shipped model)
             oracle: str | Path | Callable | None = None, # oracle folder/shipped name or a callable (default: shipped)
             adapter: str | Path | None = None, # LoRA adapter folder
             device: str = 'cpu', # torch device
@@ -364,26 +364,29 @@ def prepare(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fash
             n_per_class: int = N_PER_CLASS, # generated images per class (procedural data)
             cache_results: bool = True, # cache counterfactuals and records (data and banks are cached regardless)
             progress: bool = False, # progress bars
+            split: str = 'test', # the split the images come from ('val' to choose settings, never 'test')
            ) -> EvalSetup:
     "Resolve the dataset and load the model, oracle, bank and held-out images."
     root = None if cache is False else Path(cache) if cache not in (None, True) else default_cache_dir()
     if n < 2: raise UserError(f"--n must be at least 2 (one image each way), got {n}")
     data = resolve_dataset(dataset, classes, root if root is not None else default_cache_dir(),
                            max(n_per_class, 5 * n + 10), progress)
-    test = data.split('test')
+    what = 'held-out (test)' if split == 'test' else f'{split} split'
+    test = data.split(split)
     for k, want in enumerate((n - n // 2, n // 2)):      # fail before loading any model
         have = int((test.labels == k).sum())
-        if have < want: raise UserError(f"--n {n}: class {data.classes[k]!r} has only {have} held-out (test) images, {want} needed")
+        if have < want: raise UserError(f"--n {n}: class {data.classes[k]!r} has only {have} {what} images, {want} needed")
     m = model or data.model
-    c = load_components(m, device=device, adapter=adapter)
+    c = m if isinstance(m, Components) else load_components(m, device=device, adapter=adapter)
     o = oracle or data.oracle
     orc = load_oracle(o, device=device) if isinstance(o, (str, Path)) else o
     ocls = getattr(orc, 'classes', None)
     if ocls is not None and list(ocls) != list(data.classes):
         raise UserError(f"--oracle {o}: it judges {','.join(ocls)}, but the dataset's classes are {','.join(data.classes)}")
     bank = dataset_bank(c, data, root if root is not None else False, progress)
-    held = held_out_images(data.split('test', resolution=c.resolution), n)
-    return EvalSetup(data, c, orc, bank, held, str(m), str(o) if isinstance(o, (str, Path)) else 'custom',
+    held = held_out_images(data.split(split, resolution=c.resolution), n)
+    return EvalSetup(data, c, orc, bank, held, c.model_id if isinstance(m, Components) else str(m),
+                     str(o) if isinstance(o, (str, Path)) else 'custom',
                      root if cache_results else None)
 
 def evaluate_setup(setup: EvalSetup, # from `prepare`
