@@ -8,7 +8,6 @@ Docs: https://dcf-teach.github.io/dcf_teach/evaluation.bench.html.md"""
 from __future__ import annotations
 import dataclasses, json, time
 
-import torch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +17,15 @@ from ..engine.settings import EditSettings
 from ..engine.methods import GUIDED, make_method
 from .compare import build_method, control_of
 from ..data.registry import N_PER_CLASS
-from .evaluate import (EvalResult, HeldOut, evaluate, evaluate_setup, held_out_images, prepare,
-                                           reconstruction_errors)
+from .evaluate import (EvalResult, HeldOut, check_abort, evaluate, evaluate_setup, prepare,
+                                           reconstruction_errors, validation_abort_rule)
 from .cache import jsonable
-from ..core import UserError
-from ..engine.search import AbortRule, calibrate_abort
+from ..engine.search import AbortRule
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'THRESHOLDS', 'check_thresholds', 'batching_check', 'abort_rule', 'abort_figures', 'BenchReport', 'run_bench',
-           'save_grid']
+__all__ = ['log', 'THRESHOLDS', 'check_thresholds', 'batching_check', 'abort_figures', 'BenchReport', 'run_bench', 'save_grid']
 
 # %% ../../nbs/31_evaluation.bench.ipynb #7c084692
 THRESHOLDS = {
@@ -86,18 +83,6 @@ def batching_check(setup, # `EvalSetup` from `prepare`
             'max_abs_diff_probability': float(dp)}
 
 # %% ../../nbs/31_evaluation.bench.ipynb #ae742d61
-def abort_rule(setup, # `EvalSetup` from `prepare`
-               edit: EditSettings, # the resolved edit settings
-               n: int, # validation images (half each way)
-               progress: bool = False, # progress bars
-              ) -> AbortRule:
-    "An early-abort rule calibrated on `n` images of the dataset's validation split (never the held-out test images)."
-    c = setup.components
-    try: val = held_out_images(setup.data.split('val', resolution=c.resolution), n)
-    except (ValueError, UserError) as e: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({e})") from None
-    dirs = torch.stack([setup.bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
-    return calibrate_abort(c, val.images, dirs, setup.oracle, edit, progress=progress)
-
 def abort_figures(setup, edit, batch_size, progress, name: str, search: str, rule: AbortRule, n_cal: int,
                   res: EvalResult, # the evaluation with the rule
                  ) -> dict:
@@ -144,12 +129,11 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
              ) -> BenchReport:
     "Run the benchmark and return its report."
     t0 = time.perf_counter()
-    if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
-    if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
+    check_abort(abort, method)
     su = prepare(dataset, classes, n, model, oracle, adapter, device, cache, n_per_class, cache_results, progress)
     given = edit.sources(su.components)
     edit = edit.resolve(su.components)      # the model's recommended edit settings where none were given
-    rule = abort_rule(su, edit, abort, progress) if abort else None
+    rule = validation_abort_rule(su.components, su.data, su.bank, su.oracle, edit, abort, progress) if abort else None
     # as in the released protocol, the search stops on the judge's verdict; DVCE and RCSB are guided by the pair's shipped guides
     name = method
     method = build_method(su, method, device=device) if method in GUIDED else make_method(method, su.oracle, search, abort=rule)

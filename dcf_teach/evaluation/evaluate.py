@@ -17,8 +17,8 @@ import torch
 from ..core import UserError, content_hash, default_cache_dir, discard_entry, get_logger
 from ..engine.models import Components, decode_latents, load_components
 from ..engine.settings import EditSettings
-from ..engine.search import oracle_probs
-from ..engine.methods import CounterfactualMethod, DIFFusion, EditRequest
+from ..engine.search import AbortRule, calibrate_abort, oracle_probs
+from ..engine.methods import GUIDED, CounterfactualMethod, DIFFusion, EditRequest
 from ..data.registry import N_PER_CLASS, EvalDataset, IDENTITY_FACTORS, identity_change, measure_ground_truth, resolve_dataset
 from ..judge.metrics import image_metrics
 from .cache import RecordCache, bank_fingerprint, jsonable, model_fingerprint, oracle_fingerprint, record_key
@@ -31,7 +31,7 @@ log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'CHANGED', 'HeldOut', 'held_out_images', 'dataset_bank', 'ImageRecord', 'evaluate', 'EvalResult',
-           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup']
+           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup', 'check_abort', 'validation_abort_rule']
 
 # %% ../../nbs/30a_evaluation.evaluate.ipynb #35b7068d
 @dataclass(frozen=True, eq=False)
@@ -398,3 +398,25 @@ def evaluate_setup(setup: EvalSetup, # from `prepare`
     "`evaluate` on a prepared setup (cached in `setup.cache`)."
     return evaluate(setup.components, setup.held, setup.bank, setup.oracle, edit, setup.data.ground_truth,
                     batch_size, setup.cache, progress, method)
+
+# %% ../../nbs/30a_evaluation.evaluate.ipynb #a6757080
+def check_abort(abort: int, # validation images of the rule (0: off)
+                method: str = 'diffusion', # a key of `engine.methods.METHODS`
+               ):
+    "Refuse an `--abort` that is neither 0 nor ≥ 2, or one asked of a guided method."
+    if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
+    if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
+
+def validation_abort_rule(c: Components, # the models
+                          data: EvalDataset, # the dataset (its validation split is used)
+                          bank, # `DirectionBank` over the same two classes
+                          oracle: Callable, # the judge
+                          edit: EditSettings, # the resolved edit settings
+                          n: int, # validation images, half each way
+                          progress: bool = False, # progress bars
+                         ) -> AbortRule:
+    "An early-abort rule calibrated on `n` images of `data`'s validation split (never the held-out test images)."
+    try: val = held_out_images(data.split('val', resolution=c.resolution), n)
+    except (ValueError, UserError) as e: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({e})") from None
+    dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+    return calibrate_abort(c, val.images, dirs, oracle, edit, progress=progress)

@@ -13,16 +13,16 @@ from types import SimpleNamespace
 import torch
 
 from .. import __version__
-from ..core import UserError, default_cache_dir, get_logger, write_json_atomic, write_text_atomic
+from ..core import default_cache_dir, get_logger, write_json_atomic, write_text_atomic
 from ..engine.models import load_components
 from ..engine.settings import EditSettings
 from ..engine.counterfactual import save_png_atomic
 from ..data.registry import resolve_dataset
 from ..judge.oracle import load_oracle
-from .evaluate import HeldOut, dataset_bank, evaluate, held_out_images
+from .evaluate import HeldOut, check_abort, dataset_bank, evaluate, validation_abort_rule
 from .compare import build_method
-from ..engine.methods import GUIDED, make_method
-from ..engine.search import AbortRule, calibrate_abort
+from ..engine.methods import make_method
+from ..engine.search import AbortRule
 
 log = get_logger(__name__)
 
@@ -48,10 +48,7 @@ def _abort_rule(out: Path, c, ds_, bank, orc, e: EditSettings, n: int, model: st
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get('key') == key: return AbortRule.from_dict(saved['rule'])
-    try: val = held_out_images(ds_.split('val', resolution=c.resolution), n)
-    except (ValueError, UserError) as err: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({err})") from None
-    dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
-    rule = calibrate_abort(c, val.images, dirs, orc, e, progress=progress)
+    rule = validation_abort_rule(c, ds_, bank, orc, e, n, progress)
     write_json_atomic(path, {'key': key, 'rule': rule.as_dict()})   # each process computes the same rule; the last write wins
     return rule
 
@@ -82,8 +79,7 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
             ) -> dict:
     "Counterfactuals of this process's share of the images; returns what it did."
     t0 = time.perf_counter()
-    if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
-    if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
+    check_abort(abort, method)
     root = Path(cache) if cache else default_cache_dir()
     ds_ = resolve_dataset(data, classes, root)
     c = load_components(model or ds_.model, device=device)
