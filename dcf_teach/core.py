@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 # %% auto #0
-__all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic', 'content_hash',
-           'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files', 'weight_hashes', 'warn_once',
-           'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry', 'read_tensors', 'json_sha256',
-           'write_json_verified', 'read_json_verified', 'save_train_state', 'load_train_state', 'f32_close',
-           'test_close_f32', 'default_cache_dir', 'get_logger', 'setup_logging', 'resolve_device']
+__all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'PRECISIONS', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic',
+           'content_hash', 'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files', 'weight_hashes',
+           'warn_once', 'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry', 'read_tensors',
+           'json_sha256', 'write_json_verified', 'read_json_verified', 'save_train_state', 'load_train_state',
+           'f32_close', 'test_close_f32', 'default_cache_dir', 'get_logger', 'setup_logging', 'resolve_device',
+           'autocast_dtype', 'MixedPrecision']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
 class UserError(Exception):
@@ -269,12 +270,12 @@ def save_train_state(path: str | Path, # state file stem: writes `<path>.safeten
     import torch
     from safetensors.torch import save_file
     path = Path(path)
-    tensors = {f'{k}.{n}': v.detach().contiguous().clone() for k, m in modules.items() for n, v in m.state_dict().items()}
+    tensors = {f'{k}.{n}': v.detach().cpu().contiguous().clone() for k, m in modules.items() for n, v in m.state_dict().items()}
     groups = []
     if optimizer is not None:
         sd = optimizer.state_dict()
         for pid, st in sd['state'].items():
-            for n, v in st.items(): tensors[f'optim.{pid}.{n}'] = torch.as_tensor(v).detach().contiguous().clone()
+            for n, v in st.items(): tensors[f'optim.{pid}.{n}'] = torch.as_tensor(v).detach().cpu().contiguous().clone()
         groups = sd['param_groups']
     meta = {**meta, 'optimizer_param_groups': groups}
     with atomic_path(path.with_suffix('.safetensors')) as tmp:   # the state is one file: weights and metadata together
@@ -360,3 +361,56 @@ def resolve_device(device: str = 'auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: return torch.device(device)
     except RuntimeError as e: raise UserError(f"--device {device!r} is not a valid torch device") from e
+
+# %% ../nbs/00_core.ipynb #9fdbbd2a
+def autocast_dtype(device: str | 'torch.device', # the training device ('cpu', 'cuda', 'cuda:1', ...; not 'auto')
+                   capability: tuple | None = None, # the CUDA compute capability (major, minor); None: ask the GPU
+                  ) -> 'torch.dtype | None':
+    "The autocast dtype of training on `device`: None (plain float32) off CUDA; bfloat16 on a GPU of compute capability ≥ 8.0, else float16."
+    import torch
+    d = torch.device(device)
+    if d.type != 'cuda': return None
+    if capability is None: capability = torch.cuda.get_device_capability(d)
+    return torch.bfloat16 if tuple(capability)[:2] >= (8, 0) else torch.float16
+
+PRECISIONS = ('auto', 'float32', 'bfloat16', 'float16') # what `MixedPrecision` accepts ('auto': `autocast_dtype` of the device)
+
+class MixedPrecision:
+    "Autocast and loss scaling of one training loop on `device`; on the CPU (precision 'auto') it changes nothing."
+    def __init__(self, device: str | 'torch.device', # the training device
+                 precision: str = 'auto', # one of `PRECISIONS`
+                ):
+        import torch
+        if precision not in PRECISIONS: raise UserError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        if self.device.type == 'cuda' and not torch.cuda.is_available():
+            raise UserError(f"--device {str(device)!r}: this machine has no CUDA device (use cpu or auto)")
+        self.dtype = (autocast_dtype(self.device) if precision == 'auto' else
+                      None if precision == 'float32' else getattr(torch, precision))
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == torch.float16 else None
+
+    @property
+    def name(self) -> str:
+        "'float32', 'bfloat16 autocast' or 'float16 autocast + GradScaler' (for run records)."
+        if self.dtype is None: return 'float32'
+        return f"{str(self.dtype).split('.')[-1]} autocast" + (' + GradScaler' if self.scaler is not None else '')
+
+    def autocast(self):
+        "The context of a forward pass: `torch.autocast` with the chosen dtype, or nothing for float32."
+        import torch
+        return contextlib.nullcontext() if self.dtype is None else torch.autocast(self.device.type, dtype=self.dtype)
+
+    def step(self, loss, # the float32 loss of the batch
+             optimizer, # its optimiser
+             params=None, # parameters to clip (with `clip`)
+             clip: float | None = None, # gradient-norm clip (None: none)
+            ) -> None:
+        "Backward, clip and optimiser step; in float32 exactly `loss.backward(); clip_grad_norm_(params, clip); optimizer.step()`."
+        import torch
+        if self.scaler is None:
+            loss.backward()
+            if clip is not None: torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step(); return
+        self.scaler.scale(loss).backward()
+        if clip is not None: self.scaler.unscale_(optimizer); torch.nn.utils.clip_grad_norm_(params, clip)
+        self.scaler.step(optimizer); self.scaler.update()

@@ -165,7 +165,7 @@ class TeachConfig:
     tune: bool = True # choose the edit settings for the model (the tune stage)
     tune_grid: dict | None = None # the tuner's grid (None: its default grid)
     n_tune: int = 60 # validation images the tuner searches, half each way (fewer if the val split has fewer)
-    device: str = 'auto' # torch device of the oracle, bank, bench and deck
+    device: str = 'auto' # torch device of the model and oracle training, bank, bench and deck (mixed precision on a GPU)
     seed: int = 0 # training seed
     skip_bad: bool = False # leave out unreadable images (with a warning each) instead of failing
     until: str | None = None # stop after this stage
@@ -357,7 +357,7 @@ def _model_run(r: TeachRun, resume: bool) -> dict:
     if not resume: shutil.rmtree(r.model_dir, ignore_errors=True)
     enc = EncoderTrainConfig(steps=cfg.encoder_steps, minutes=None, target_separation=TARGET_SEPARATION, seed=cfg.seed)
     dec = lambda steps, minutes: DecoderTrainConfig(resolution=cfg.resolution, steps=steps, minutes=minutes, seed=cfg.seed)
-    kw = dict(classes=r.sorted_classes, name=f"{'-'.join(r.sorted_classes)} (dcf-teach teach)", progress=cfg.progress)
+    kw = dict(classes=r.sorted_classes, name=f"{'-'.join(r.sorted_classes)} (dcf-teach teach)", progress=cfg.progress, device=cfg.device)
     m = train_model(r.data, r.model_dir, dec(1, None), enc, resume=resume, **kw)     # the encoder (and the decoder's first step)
     left = decoder_minutes(cfg.budget, m['encoder']['minutes'])
     log.info(f"model: encoder done ({m['encoder']['steps']} steps, {m['encoder']['minutes']:.1f} min); decoder for {left:.1f} min")

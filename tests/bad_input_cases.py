@@ -69,6 +69,10 @@ def _edit_cases(prefix):
            '--t-skip-fractions': 'abc', '--min-confidence': '0.4', '--seed': 'x'}
     return [c for opt, v in bad.items() for c in _num(prefix, opt, [v])]
 
+def _has_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
 def _cases() -> list[tuple[str, list[str], str]]:
     C = []
     add = lambda id, argv, name: C.append((id, list(argv), name))
@@ -202,6 +206,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
     C += _num(p, '--checkpoint-minutes', ['0'])
     add('train-decoder-classes-one', [*p, '--classes', 'a'], '--classes')
     add('train-decoder-classes-unknown', [*p, '--classes', 'a,zzz'], 'zzz')
+    add('train-decoder-device-tpu', [*p, '--device', 'tpu'], '--device')
+    if not _has_cuda(): add('train-decoder-device-cuda', [*p, '--device', 'cuda'], '--device')   # a device this machine lacks
     # train oracle
     p = ['train', 'oracle', '--data', 'ds', '--classes', 'a,b', '--out', 'oracles/o']
     add('train-oracle-no-data', ['train', 'oracle', '--classes', 'a,b', '--out', 'oracles/o'], '--data')
@@ -230,6 +236,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
     C += _num(p, '--seed', ['x'])
     C += _num(p, '--threads', ['0'])
     add('train-oracle-device-bogus', [*p, '--device', 'bogus'], '--device')
+    add('train-oracle-device-tpu', [*p, '--device', 'tpu'], '--device')
+    if not _has_cuda(): add('train-oracle-device-cuda', [*p, '--device', 'cuda'], '--device')
     # train lora
     p = ['train', 'lora', '--data', 'ds', '--out', 'adapters/a']
     add('train-lora-no-data', ['train', 'lora', '--out', 'adapters/a'], '--data')

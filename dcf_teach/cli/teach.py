@@ -37,7 +37,7 @@ __all__ = ['teach_cli']
 @click.option('--no-tune', is_flag=True, help="Keep the model's own edit settings (else the library defaults) instead of tuning them.")
 @click.option('--tune-images', default=60, show_default=True, type=int, help='Validation images the tuner searches, half each way (fewer if DATA has fewer).')
 @click.option('--until', default=None, type=click.Choice(STAGES), help='Stop after this stage.')
-@click.option('--device', default='auto', show_default=True, help="Torch device of the oracle, bank, bench and deck ('auto': CUDA if present).")
+@click.option('--device', default='auto', show_default=True, help="Torch device of the model and oracle training, bank, bench and deck ('auto': CUDA if present; mixed precision on a GPU).")
 @click.option('--seed', default=0, show_default=True, type=int, help='Training seed.')
 @click.option('--skip-bad', is_flag=True, help='Leave out unreadable images (a warning each) instead of failing.')
 @click.option('--kernel', default='python3', show_default=True, help='Jupyter kernel that runs the deck template.')

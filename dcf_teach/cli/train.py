@@ -41,7 +41,7 @@ train_cli = LazyGroup('train', lazy={
 @click.option('--steps', type=click.IntRange(min=1), default=None, help='Decoder step budget (instead of, or with, --minutes).')
 @click.option('--encoder-minutes', type=click.FloatRange(min=0, min_open=True), default=None, help='Encoder wall-time budget [default: 12 unless --encoder-steps].')
 @click.option('--encoder-steps', type=click.IntRange(min=1), default=None, help='Encoder step budget (with or instead of --encoder-minutes).')
-@click.option('--resolution', type=click.Choice(['16', '32', '64', '128']), default='32', show_default=True, help='Image side in pixels.')
+@click.option('--resolution', type=click.Choice(['16', '32', '64', '128']), default='32', show_default=True, help='Image side in pixels; the encoder and UNet take its size preset (64, 128: for a GPU).')
 @click.option('--classes', default=None, help='Comma-separated classes to keep (default: all).')
 @click.option('--augment', type=click.Choice(['objects', 'shapes']), default='objects', show_default=True, help='Encoder view augmentation preset.')
 @click.option('--no-recolor', is_flag=True, help='Do not recolour views (use when colour is what differs).')
@@ -50,12 +50,14 @@ train_cli = LazyGroup('train', lazy={
 @click.option('--resume', is_flag=True, help='Continue the run in OUT where it stopped.')
 @click.option('--checkpoint-minutes', type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True, help='Wall time between resumable checkpoints.')
 @click.option('--threads', type=click.IntRange(min=1), default=None, help='torch CPU threads [default: torch default].')
+@click.option('--device', default='auto', show_default=True, help="Torch device of the training ('auto': CUDA if present; mixed precision on a GPU).")
 @click.option('--seed', type=int, default=0, show_default=True)
 def decoder_cmd(data, out, minutes, steps, encoder_minutes, encoder_steps, resolution, classes, augment, no_recolor,
-                batch_size, name, resume, checkpoint_minutes, threads, seed):
+                batch_size, name, resume, checkpoint_minutes, threads, device, seed):
     "Train an embedded-default model on DATA: contrastive encoder, embedding check, then the decoder."
     import torch
     if threads: torch.set_num_threads(threads)
+    check_device(device)
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
     check_dataset(data, '--data', check_classes(classes, '--classes', n=None) if classes else None)
     check_output(out, '--out', 'dir')
@@ -69,10 +71,11 @@ def decoder_cmd(data, out, minutes, steps, encoder_minutes, encoder_steps, resol
                              batch_size=batch_size, seed=seed)
     progress = sys.stderr.isatty()
     m = train_model(data, out, dec, enc, classes=classes.split(',') if classes else None, name=name, resume=resume,
-                    progress=progress, checkpoint_minutes=checkpoint_minutes, echo=click.echo)
+                    progress=progress, checkpoint_minutes=checkpoint_minutes, echo=click.echo, device=device)
     d = m.get('decoder', {})
+    on = '' if d.get('device', 'cpu') == 'cpu' else f" on {d['device']} ({d.get('precision')})"
     click.echo(f"wrote {out}: encoder {m['encoder']['steps']} steps, decoder {d.get('steps')} steps "
-               f"({d.get('minutes', 0):.1f} min), final ε-MSE {d.get('final_loss') or float('nan'):.4f}")
+               f"({d.get('minutes', 0):.1f} min{on}), final ε-MSE {d.get('final_loss') or float('nan'):.4f}")
 
 # %% ../../nbs/93_cli.train.ipynb #7f130b71
 def _summary(oracle: Oracle, out: Path | None) -> str:
@@ -109,16 +112,17 @@ def _summary(oracle: Oracle, out: Path | None) -> str:
               help='L2 radius of PGD adversarial training in [0,1] pixels (0: off; 0.5: a robust guide for DVCE).')
 @click.option('--init', default=None, type=click.Path(path_type=Path), help='Start each member from this oracle folder\'s member of the same name (fine-tuning).')
 @click.option('--seed', default=0, show_default=True, type=int)
-@click.option('--device', default='cpu', show_default=True, help="'cpu', 'cuda', 'auto', ...")
+@click.option('--device', default='auto', show_default=True, help="Torch device of the training ('auto': CUDA if present; mixed precision on a GPU).")
 @click.option('--threads', type=click.IntRange(min=1), help='torch CPU threads.')
 @click.option('--force', is_flag=True, help='Replace OUT if it exists and is not empty.')
 @click.option('--resume', is_flag=True, help="Continue the interrupted run in OUT from its last epoch checkpoint (same options).")
 def oracle_cmd(data, classes, out, epochs, minutes, resolution, members, patience, batch_size, lr, texture, width,
                max_train, pretrained, adversarial, init, seed, device, threads, force, resume):
     "Train the oracle ensemble (ResNet-18, MobileNet-V2, EfficientNet-B0) for two classes and print held-out accuracies."
+    check_device(device)
     if not Path(data).exists(): raise UserError(f"--data {data}: no such folder or file")
     check_dataset(data, '--data', check_classes(classes, '--classes', n=2))
-    check_output(out, '--out', 'dir'); check_device(device)
+    check_output(out, '--out', 'dir')
     if init is not None: check_oracle(init, '--init')
     _ms = [m.strip() for m in members.split(',') if m.strip()]
     if not _ms or any(m not in MEMBERS for m in _ms):

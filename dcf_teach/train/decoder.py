@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/train.decoder.html.md"""
 
 # %% ../../nbs/41_train.decoder.ipynb #701eee98
 from __future__ import annotations
-import copy, json, math, os, shutil, tempfile, time
+import contextlib, copy, json, math, os, shutil, tempfile, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -15,17 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..core import (UserError, atomic_path, get_logger, load_train_state, save_train_state, weight_hashes,
-                            write_json_atomic, write_text_atomic)
-from .encoder import (EncoderTrainConfig, augment_config, budget_progress, check_embeddings,
-    embed_images, ema_update, format_check, load_images, lr_at, make_encoder, make_processor,
+from ..core import (MixedPrecision, UserError, atomic_path, get_logger, load_train_state, save_train_state,
+                            weight_hashes, write_json_atomic, write_text_atomic)
+from .encoder import (SIZE_PRESETS, EncoderTrainConfig, apply_size_preset, augment_config, budget_progress,
+    check_embeddings, embed_images, ema_update, format_check, load_images, lr_at, make_encoder, make_processor,
     train_encoder, zero_image_embed, _cfg_dict, _subsample)
 from ..engine.models import KANDINSKY_SCHEDULER_CONFIG, quiet_hf, encoder_fingerprint
 from ..data.folder import load_dataset
 
 # %% auto #0
 __all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet', 'precompute_embeddings',
-           'decoder_loss', 'train_decoder', 'export_model', 'model_card', 'resumed_config', 'train_model']
+           'decoder_loss', 'train_decoder', 'cpu_float32', 'export_model', 'model_card', 'resumed_config',
+           'train_model']
 
 # %% ../../nbs/41_train.decoder.ipynb #82728c00
 def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm' (training)
@@ -39,9 +40,9 @@ def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm'
 class DecoderTrainConfig:
     "Architecture and recipe of the pixel-space decoder."
     resolution: int = 32 # image side (a power of two ≥ 16); cross-attention runs at 8×8
-    block_out_channels: tuple = (16, 32, 64) # one entry per resolution level, 32→16→8 at 32 px
-    layers_per_block: int = 1
-    attention_head_dim: int = 16 # channels per attention head
+    block_out_channels: tuple | None = None # one entry per resolution level, 32→16→8 at 32 px (None: the size preset, `SIZE_PRESETS`)
+    layers_per_block: int | None = None # ResNet layers per block (None: the size preset)
+    attention_head_dim: int | None = None # channels per attention head (None: the size preset)
     norm_num_groups: int = 8
     out_channels: int = 3 # 3 (ε) or 6 (ε + variance channels, unused by training and sampling)
     lr: float = 4e-4
@@ -61,13 +62,14 @@ class DecoderTrainConfig:
 def make_unet(cfg: DecoderTrainConfig, # architecture
               embed_dim: int, # CLIP image-embedding size (the encoder's projection_dim)
              ) -> 'UNet2DConditionModel':
-    "A freshly initialised pixel-space Kandinsky-style `UNet2DConditionModel`."
+    "A freshly initialised pixel-space Kandinsky-style `UNet2DConditionModel` (size fields left at None: `SIZE_PRESETS`)."
     from diffusers import UNet2DConditionModel
+    cfg = apply_size_preset(cfg)
     n_res = int(round(math.log2(cfg.resolution / 8)))
     if cfg.resolution < 16 or 2 ** n_res * 8 != cfg.resolution:
         raise UserError(f"--resolution must be a power of two ≥ 16, got {cfg.resolution}")
     ch = tuple(cfg.block_out_channels)
-    if len(ch) != n_res + 1: ch = tuple(min(16 * 2 ** i, 128) for i in range(n_res + 1))
+    if len(ch) != n_res + 1: ch = tuple(min(16 * 2 ** i, 128) for i in range(n_res + 1))   # older runs' records at 16 or 64 px
     torch.manual_seed(cfg.seed)
     return UNet2DConditionModel(
         sample_size=cfg.resolution, in_channels=3, out_channels=cfg.out_channels,
@@ -85,24 +87,27 @@ def precompute_embeddings(encoder, processor, # frozen image encoder and its pro
                           batch_size: int = 512,
                           progress: bool = False,
                          ) -> torch.Tensor:
-    "[N, 2, D] embeddings of each image and of its horizontal mirror."
+    "[N, 2, D] embeddings (on the CPU) of each image and of its horizontal mirror."
     from tqdm.auto import tqdm
     out = []
     for i in tqdm(range(0, len(images), batch_size), desc='embedding', disable=not progress, leave=False):
         x = images[i:i + batch_size]
-        out.append(torch.stack([embed_images(encoder, processor, x), embed_images(encoder, processor, x.flip(-1))], 1))
+        out.append(torch.stack([embed_images(encoder, processor, x), embed_images(encoder, processor, x.flip(-1))], 1).cpu())
     return torch.cat(out)
 
 # %% ../../nbs/41_train.decoder.ipynb #f8298061
 _log = get_logger(__name__)
 
-def decoder_loss(unet, sched, x0: torch.Tensor, emb: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
-    "ε-MSE of `unet` on clean images `x0` in [-1, 1] conditioned on `emb`."
-    noise = torch.randn(x0.shape, generator=g)
-    t = torch.randint(0, sched.config.num_train_timesteps, (len(x0),), generator=g)
+def decoder_loss(unet, sched, x0: torch.Tensor, emb: torch.Tensor, g: torch.Generator | None = None,
+                 mp: MixedPrecision | None = None, # autocast of the UNet call (None: float32)
+                ) -> torch.Tensor:
+    "ε-MSE (float32) of `unet` on clean images `x0` in [-1, 1] conditioned on `emb`; noise and timesteps drawn on the CPU from `g`."
+    noise = torch.randn(x0.shape, generator=g).to(x0.device)
+    t = torch.randint(0, sched.config.num_train_timesteps, (len(x0),), generator=g).to(x0.device)
     xt = sched.add_noise(x0, noise, t)
-    eps = unet(xt, t, None, added_cond_kwargs={'image_embeds': emb}).sample[:, :x0.shape[1]]
-    return F.mse_loss(eps, noise)
+    with (mp.autocast() if mp is not None else contextlib.nullcontext()):
+        eps = unet(xt, t, None, added_cond_kwargs={'image_embeds': emb}).sample[:, :x0.shape[1]]
+    return F.mse_loss(eps.float(), noise)
 
 def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
                   embeds: torch.Tensor, # [N, 2, D] from `precompute_embeddings`
@@ -113,13 +118,17 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
                   progress: bool = True, # progress bar
                   checkpoint_minutes: float = 2.0, # wall time between checkpoints
                   on_checkpoint=None, # callback(ema_unet, meta) after each checkpoint
+                  device: str = 'cpu', # torch device of the training ('auto': CUDA if present)
+                  precision: str = 'auto', # mixed precision (`dcf_teach.core.MixedPrecision`; 'auto': float32 on CPU)
                  ) -> tuple:
-    "Train the decoder; returns (EMA UNet, run metadata with history)."
+    "Train the decoder; returns (EMA UNet on `device`, run metadata with history)."
     from tqdm.auto import tqdm
+    cfg, mp = apply_size_preset(cfg), MixedPrecision(device, precision)
     if images.shape[-1] != cfg.resolution:
         raise UserError(f"training images are {images.shape[-1]} px but the decoder is set to {cfg.resolution} px")
     unet = make_unet(cfg, embeds.shape[-1]).train()
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    unet.to(mp.device); ema.to(mp.device)
     sched = decoder_scheduler('ddpm')
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, hist = 0, 0., []
@@ -132,7 +141,7 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
     def meta():
         recent = [h['loss'] for h in hist[-200:]]
         return {'step': step, 'elapsed': elapsed, 'history': hist, 'config': _cfg_dict(cfg),
-                'final_loss': float(np.mean(recent)) if recent else None}
+                'final_loss': float(np.mean(recent)) if recent else None, 'device': str(mp.device), 'precision': mp.name}
 
     def save():
         m = meta()
@@ -152,10 +161,9 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
         emb = torch.where((torch.rand(B, generator=g) < cfg.p_uncond)[:, None], zero_embed.expand(B, -1), emb)
         lr = lr_at(budget_progress(step, elapsed, cfg.steps, cfg.minutes), step, cfg.lr, cfg.warmup_steps, cfg.min_lr_frac)
         for grp in opt.param_groups: grp['lr'] = lr
-        loss = decoder_loss(unet, sched, x0, emb, g)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
-        opt.step(); ema_update(ema, unet, min(cfg.ema, (1 + step) / (10 + step)))
+        loss = decoder_loss(unet, sched, x0.to(mp.device), emb.to(mp.device), g, mp)
+        opt.zero_grad(set_to_none=True); mp.step(loss, opt, unet.parameters(), cfg.grad_clip)
+        ema_update(ema, unet, min(cfg.ema, (1 + step) / (10 + step)))
         step += 1; now = time.time(); elapsed += now - t_last; t_last = now
         l = loss.item(); run_loss = l if run_loss is None else 0.98 * run_loss + 0.02 * l
         hist.append({'step': step, 'loss': l, 'lr': lr, 'minutes': elapsed / 60})
@@ -167,6 +175,12 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
 
 # %% ../../nbs/41_train.decoder.ipynb #c7bf1a3f
 MODEL_META_FILE = 'dcf_teach.json'
+
+def cpu_float32(module: torch.nn.Module) -> torch.nn.Module:
+    "`module` if its weights are float32 CPU tensors, else a float32 CPU copy (what every saved model holds)."
+    ps = list(module.parameters()) + list(module.buffers())
+    if all(p.device.type == 'cpu' and (p.dtype == torch.float32 or not p.dtype.is_floating_point) for p in ps): return module
+    return copy.deepcopy(module).to('cpu', torch.float32)
 
 def _replace_tree(src: Path, dst: Path):
     "Move every file of `src` onto the same relative path under `dst`, each with an atomic rename."
@@ -180,8 +194,9 @@ def export_model(out: str | Path, # model folder
                  encoder, processor, # the frozen image encoder and its processor
                  meta: dict, # run metadata for `dcf_teach.json` and the model card
                 ) -> Path:
-    "Write (or refresh) a diffusers-style model folder from trained modules, file by file atomically."
+    "Write (or refresh) a diffusers-style model folder from trained modules (as CPU float32 weights), file by file atomically."
     import diffusers, transformers
+    unet, encoder = cpu_float32(unet), cpu_float32(encoder)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix='.export.', dir=out))
     try:
@@ -208,6 +223,11 @@ def export_model(out: str | Path, # model folder
 # %% ../../nbs/41_train.decoder.ipynb #41d8c389
 def _fmt_min(m): return 'n/a' if m is None else f"{m:.1f} min"
 
+def _where(run: dict) -> str:
+    "'CPU', or the GPU and its precision, of a recorded training run."
+    dev = str(run.get('device', 'cpu'))
+    return 'CPU' if dev == 'cpu' else f"{dev.split(':')[0].upper()} ({run.get('precision', 'float32')})"
+
 def model_card(meta: dict, # run metadata (name, data, classes, encoder/decoder runs, checks)
                folder: str | Path | None = None, # the model folder (for file sizes)
               ) -> str:
@@ -215,7 +235,7 @@ def model_card(meta: dict, # run metadata (name, data, classes, encoder/decoder 
     name, classes = meta.get('name', 'model'), meta.get('classes', [])
     enc, dec = meta.get('encoder', {}), meta.get('decoder', {})
     L = [f"# {name}: embedded default DIFFusion model (dcf_teach)", "",
-         f"A small Kandinsky-2.2-style decoder trained on CPU by `dcf-teach train decoder` (dcf_teach {__version__}): "
+         f"A small Kandinsky-2.2-style decoder trained on {_where(dec)} by `dcf-teach train decoder` (dcf_teach {__version__}): "
          f"a CLIP-architecture image encoder trained alone with a label-free contrastive objective, frozen, and a "
          f"pixel-space `UNet2DConditionModel` conditioned on its image embeddings. Load it with "
          f"`dcf_teach.engine.models.load_components({name!r})` or `--model {name}`.", "",
@@ -302,10 +322,14 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
                 progress: bool = True, # progress bars
                 checkpoint_minutes: float = 2.0, # wall time between checkpoints
                 echo=None, # callable(str) for the embedding check table (default: log)
+                device: str = 'cpu', # torch device of both stages ('auto': CUDA if present); the model is saved for the CPU
+                precision: str = 'auto', # mixed precision (`dcf_teach.core.MixedPrecision`; 'auto': float32 on CPU)
                ) -> dict:
     "Train the encoder, check it, train the decoder; write the model folder. Returns the run metadata."
     decoder, encoder = decoder or DecoderTrainConfig(), encoder or EncoderTrainConfig()
     encoder.resolution = decoder.resolution
+    decoder, encoder = apply_size_preset(decoder), apply_size_preset(encoder)   # explicit sizes, recorded as such
+    MixedPrecision(device, precision)   # a bad device or precision fails here, before anything is written
     echo = echo or _log.info
     out = Path(out); work = out/'.train'
     if out.exists() and any(out.iterdir()) and not resume and (work/'encoder_state.json').exists():
@@ -316,6 +340,7 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
         if (work/'decoder_state.json').exists(): decoder = resumed_config(decoder, work/'decoder_state.json', 'decoder')
         if (work/'encoder_state.json').exists(): encoder = resumed_config(encoder, work/'encoder_state.json', 'encoder')
         encoder.resolution = decoder.resolution
+        decoder, encoder = apply_size_preset(decoder), apply_size_preset(encoder)
     R = decoder.resolution
     sets = {s: load_dataset(data, split=s, resolution=R, classes=classes) for s in ('train', 'val', 'test')}
     tr = sets['train']
@@ -328,16 +353,17 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
     # stage 1: the encoder
     t0 = time.time()
     enc, chk_val, hist = train_encoder(tx, encoder, val=(tx, ty, vx, vy, tr.classes), state_path=work/'encoder_state',
-                                       resume=resume, progress=progress, checkpoint_minutes=checkpoint_minutes)
+                                       resume=resume, progress=progress, checkpoint_minutes=checkpoint_minutes,
+                                       device=device, precision=precision)
     proc = make_processor(R)
     ts = sets['test'] if len(sets['test']) else vs
     ti = _subsample(ts.labels, 1000)
     ex, ey = load_images(ts); ex, ey = ex[ti], ey[ti]
     fi = _subsample(ty, 2000)
-    chk_test = check_embeddings(embed_images(enc, proc, tx[fi]), ty[fi], embed_images(enc, proc, ex), ey, tr.classes)
+    chk_test = check_embeddings(embed_images(enc, proc, tx[fi]).cpu(), ty[fi], embed_images(enc, proc, ex).cpu(), ey, tr.classes)
     st = json.loads((work/'encoder_state.json').read_text())
     meta['encoder'] = {'config': _cfg_dict(encoder), 'steps': st['step'], 'minutes': st['elapsed'] / 60,
-                       'best_step': (chk_val or {}).get('step'),
+                       'best_step': (chk_val or {}).get('step'), 'device': st.get('device', 'cpu'), 'precision': st.get('precision', 'float32'),
                        'final_loss': float(np.mean([h['loss'] for h in hist[-50:]])) if hist else float('nan')}
     meta['check_val'], meta['check_test'] = chk_val, chk_test
     echo("embedding check (test split; class means from train):\n" + format_check(chk_test))
@@ -347,21 +373,21 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
                      "(--encoder-minutes) or check the data.")
     # stage 2: the decoder (its state is only valid for the encoder it was trained on)
     enc.requires_grad_(False)
-    fp, fp_file = encoder_fingerprint(enc), work/'decoder_encoder.json'
+    fp, fp_file = encoder_fingerprint(cpu_float32(enc)), work/'decoder_encoder.json'
     if fp_file.exists() and json.loads(fp_file.read_text()).get('encoder_id') != fp:
         _log.warning("the encoder changed since the decoder checkpoint was written; the decoder starts again")
         for f in work.glob('decoder_state.*'): f.unlink()
     write_json_atomic(fp_file, {'encoder_id': fp})
     meta['encoder_id'] = fp
     emb = precompute_embeddings(enc, proc, tx, progress=progress)
-    z = zero_image_embed(enc, proc, decoder.zero_image)
+    z = zero_image_embed(enc, proc, decoder.zero_image).cpu()
     meta['zero_image'] = decoder.zero_image
 
     def on_ckpt(ema_unet, m):
         meta['decoder'] = {'config': _cfg_dict(decoder), 'steps': m['step'], 'minutes': m['elapsed'] / 60,
-                           'final_loss': m['final_loss']}
+                           'final_loss': m['final_loss'], 'device': m['device'], 'precision': m['precision']}
         export_model(out, ema_unet, enc, proc, meta)
     train_decoder(tx, emb, z, decoder, state_path=work/'decoder_state', resume=resume, progress=progress,
-                  checkpoint_minutes=checkpoint_minutes, on_checkpoint=on_ckpt)
+                  checkpoint_minutes=checkpoint_minutes, on_checkpoint=on_ckpt, device=device, precision=precision)
     meta['wall_minutes_this_run'] = (time.time() - t0) / 60
     return meta

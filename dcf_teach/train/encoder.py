@@ -15,14 +15,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core import UserError, atomic_path, get_logger, load_train_state, save_train_state, write_json_atomic
+from ..core import (MixedPrecision, UserError, atomic_path, get_logger, load_train_state, save_train_state,
+                            write_json_atomic)
 from ..data.folder import ImageDataset
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'AUGMENT_PRESETS', 'make_encoder', 'make_processor', 'embed_images', 'zero_image_embed',
-           'two_tone_stats', 'recolor', 'AugmentConfig', 'augment_config', 'draw_donor_tones', 'augment_views',
-           'pair_check', 'check_embeddings', 'format_check', 'load_images', 'embedding_check', 'EncoderTrainConfig',
-           'lr_at', 'budget_progress', 'info_nce', 'ema_update', 'train_encoder']
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'AUGMENT_PRESETS', 'SIZE_PRESETS', 'make_encoder', 'make_processor', 'embed_images',
+           'zero_image_embed', 'two_tone_stats', 'recolor', 'AugmentConfig', 'augment_config', 'draw_donor_tones',
+           'augment_views', 'pair_check', 'check_embeddings', 'format_check', 'load_images', 'embedding_check',
+           'SizePreset', 'apply_size_preset', 'EncoderTrainConfig', 'lr_at', 'budget_progress', 'info_nce',
+           'ema_update', 'train_encoder']
 
 # %% ../../nbs/40_train.encoder.ipynb #692ad036
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -309,15 +311,44 @@ def embedding_check(encoder, # a `CLIPVisionModelWithProjection`
         sets[split] = (embed_images(encoder.eval(), processor, x), y)
     return check_embeddings(*sets['train'], *sets[eval_split], dataset.classes, probe)
 
+# %% ../../nbs/40_train.encoder.ipynb #900b38d9
+@dataclass(frozen=True)
+class SizePreset:
+    "The sizes of the image encoder (a ViT) and the decoder's UNet for one image resolution."
+    patch_size: int # ViT patch side (tokens = (resolution / patch_size)²)
+    hidden_size: int # ViT width
+    num_layers: int # ViT depth
+    num_heads: int # ViT attention heads
+    block_out_channels: tuple # UNet channels per level; one level per halving down to 8×8
+    layers_per_block: int # UNet ResNet layers per block
+    attention_head_dim: int # UNet channels per attention head
+
+SIZE_PRESETS = { # resolution -> sizes; the default of every size field left at None
+    16: SizePreset(4, 96, 4, 4, (16, 32), 1, 16),
+    32: SizePreset(4, 96, 4, 4, (16, 32, 64), 1, 16),
+    64: SizePreset(8, 128, 6, 4, (32, 64, 128, 128), 1, 32),
+    128: SizePreset(8, 192, 6, 6, (32, 64, 128, 256, 256), 1, 32),
+}
+
+def apply_size_preset(cfg, # an `EncoderTrainConfig` or `DecoderTrainConfig` (anything with `resolution`)
+                     ):
+    "A copy of `cfg` with every size field that is None taken from `SIZE_PRESETS` (other resolutions: the closest preset's)."
+    import dataclasses
+    r = min(SIZE_PRESETS, key=lambda k: (abs(math.log2(k / cfg.resolution)), -k)) if cfg.resolution > 0 else 32
+    pre = SIZE_PRESETS[r]
+    fill = {f.name: getattr(pre, f.name) for f in dataclasses.fields(pre)
+            if hasattr(cfg, f.name) and getattr(cfg, f.name) is None}
+    return replace(cfg, **fill) if fill else cfg
+
 # %% ../../nbs/40_train.encoder.ipynb #7c3cf08f
 @dataclass
 class EncoderTrainConfig:
     "Hyper-parameters of the contrastive encoder training."
     resolution: int = 32 # encoder input side
-    patch_size: int = 4
-    hidden_size: int = 96
-    num_layers: int = 4
-    num_heads: int = 4
+    patch_size: int | None = None # ViT patch side (None: the size preset of the resolution, `SIZE_PRESETS`)
+    hidden_size: int | None = None # transformer width (None: the size preset)
+    num_layers: int | None = None # transformer depth (None: the size preset)
+    num_heads: int | None = None # attention heads (None: the size preset)
     projection_dim: int = 64
     mlp_ratio: float = 2.0
     temperature: float = 0.15 # InfoNCE τ
@@ -385,12 +416,16 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
                   resume: bool = False, # continue from `state_path` if it exists
                   progress: bool = True, # progress bar
                   checkpoint_minutes: float = 2.0, # wall time between checkpoints
+                  device: str = 'cpu', # torch device of the training ('auto': CUDA if present)
+                  precision: str = 'auto', # mixed precision (`dcf_teach.core.MixedPrecision`; 'auto': float32 on CPU)
                  ) -> tuple:
-    "Train the encoder with InfoNCE; returns (best EMA encoder, its check, history)."
+    "Train the encoder with InfoNCE; returns (best EMA encoder, on `device`, its check, history)."
     from tqdm.auto import tqdm
+    cfg, mp = apply_size_preset(cfg), MixedPrecision(device, precision)
     torch.manual_seed(cfg.seed)
     model = make_encoder(cfg.resolution, cfg.patch_size, cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.projection_dim, cfg.mlp_ratio, cfg.seed).train()
     ema, best = copy.deepcopy(model).eval(), copy.deepcopy(model).eval()
+    for m in (model, ema, best): m.to(mp.device)   # the views are drawn on the CPU (the same draws everywhere), then moved
     proc = make_processor(cfg.resolution)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed, hist, best_score, best_check = 0, 0., [], -float('inf'), None
@@ -411,13 +446,13 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
 
     def check():
         fx, fy, vx, vy, classes = fit_val
-        return check_embeddings(embed_images(ema, proc, fx), fy, embed_images(ema, proc, vx), vy, classes, probe=False)
+        return check_embeddings(embed_images(ema, proc, fx).cpu(), fy, embed_images(ema, proc, vx).cpu(), vy, classes, probe=False)
 
     def save():
         if state_path is None: return
         save_train_state(state_path, {'model': model, 'ema': ema, 'best': best}, opt,
                          {'step': step, 'elapsed': elapsed, 'history': hist, 'best_score': best_score,
-                          'best_check': best_check, 'config': _cfg_dict(cfg)})
+                          'best_check': best_check, 'config': _cfg_dict(cfg), 'device': str(mp.device), 'precision': mp.name})
 
     bar = tqdm(desc='encoder (InfoNCE)', unit='step', disable=not progress, initial=step,
                total=cfg.steps if cfg.steps and not cfg.minutes else None)
@@ -434,10 +469,10 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
         views = torch.cat([augment_views(x, tones, pool, aug, g, donors), augment_views(x, tones, pool, aug, g, donors)])
         lr = lr_at(prog, step, cfg.lr, cfg.warmup_steps, cfg.min_lr_frac)
         for grp in opt.param_groups: grp['lr'] = lr
-        loss = info_nce(model(pixel_values=_normalize(views, proc)).image_embeds, cfg.temperature)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step(); ema_update(ema, model, cfg.ema if step >= cfg.warmup_steps else 0.)
+        with mp.autocast(): z = model(pixel_values=_normalize(views.to(mp.device), proc)).image_embeds
+        loss = info_nce(z.float(), cfg.temperature)
+        opt.zero_grad(set_to_none=True); mp.step(loss, opt, model.parameters(), cfg.grad_clip)
+        ema_update(ema, model, cfg.ema if step >= cfg.warmup_steps else 0.)
         step += 1; now = time.time(); elapsed += now - t_last; t_last = now
         loss = loss.item()
         rec = {'step': step, 'loss': loss, 'lr': lr, 'minutes': elapsed / 60}

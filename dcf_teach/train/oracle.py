@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import __version__
-from ..core import UserError, get_logger, load_train_state, resolve_device, save_train_state, write_json_atomic
+from ..core import (MixedPrecision, UserError, get_logger, load_train_state, resolve_device, save_train_state,
+                            write_json_atomic)
 from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, load_oracle, oracle_accuracy, save_oracle
 from ..data.folder import load_dataset
 
@@ -147,11 +148,11 @@ def evaluate_member(model: nn.Module, # a member
                     y: torch.Tensor, # [N] labels 0/1
                     batch_size: int = 256, # evaluation batch
                    ) -> tuple[float, float]:
-    "(mean BCE loss, accuracy) of one member in eval mode."
-    was = model.training; model.eval()
-    logits = torch.cat([model(pixel_values=float_images(x[i:i + batch_size])).logits[:, 0] for i in range(0, len(x), batch_size)])
+    "(mean BCE loss, accuracy) of one member in eval mode (float32, batches moved to the member's device)."
+    was, dev = model.training, next(model.parameters()).device; model.eval()
+    logits = torch.cat([model(pixel_values=float_images(x[i:i + batch_size]).to(dev)).logits[:, 0].cpu() for i in range(0, len(x), batch_size)])
     model.train(was)
-    yf = y.float()
+    y = y.cpu(); yf = y.float()
     return float(F.binary_cross_entropy_with_logits(logits, yf)), float(((logits > 0).long() == y).float().mean())
 
 def fit_member(model: nn.Module, # a fresh member from `build_member`
@@ -169,10 +170,12 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
                checkpoint: str | Path | None = None, # folder for a resumable state after every epoch (resumes from it)
                adversarial: float = 0., # L2 radius ε of PGD adversarial training in [0,1] pixel units (0: off)
                adversarial_steps: int = 3, # PGD steps per batch
+               precision: str = 'auto', # mixed precision on the member's device (`dcf_teach.core.MixedPrecision`; 'auto': float32 on CPU)
               ) -> tuple[nn.Module, dict]:
-    "Train one member with early stopping on validation loss; returns it at its best epoch and the history."
+    "Train one member (on the device its weights are on) with early stopping on validation loss; returns it at its best epoch and the history."
     from tqdm.auto import tqdm
     (xt, yt), (xv, yv) = train, val
+    mp = MixedPrecision(next(model.parameters()).device, precision)   # batches are drawn and augmented on the CPU, then moved
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best, best_state, best_epoch, history, bad = math.inf, None, -1, [], 0
@@ -197,10 +200,12 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
             if len(idx) < 2: continue  # batch norm needs two samples
             xb = augment_geometry(float_images(xt[idx]), g)
             if texture > 0: xb = augment_texture(xb, g, texture)
+            xb, yb = xb.to(mp.device), yt[idx].to(mp.device)
             if adversarial > 0:   # ε ramps up over the first epochs: from scratch, a full-size attack keeps the member at chance
-                xb = pgd_l2(model, xb, yt[idx], adversarial * min(1., (ep + 1) / ADVERSARIAL_WARMUP), adversarial_steps, g)
-            loss = F.binary_cross_entropy_with_logits(model(pixel_values=xb).logits[:, 0], yt[idx].float())
-            opt.zero_grad(); loss.backward(); opt.step()
+                xb = pgd_l2(model, xb, yb, adversarial * min(1., (ep + 1) / ADVERSARIAL_WARMUP), adversarial_steps, g)   # float32
+            with mp.autocast(): logits = model(pixel_values=xb).logits[:, 0]
+            loss = F.binary_cross_entropy_with_logits(logits.float(), yb.float())
+            opt.zero_grad(); mp.step(loss, opt)
             tot, seen = tot + loss.item()*len(idx), seen + len(idx)
             bar.set_postfix(loss=f'{tot/seen:.3f}')
             if deadline is not None and time.monotonic() > deadline: stop = True; break
@@ -291,18 +296,19 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                  pretrained: bool = False, # start from the hub's ImageNet weights
                  max_train: int | None = None, # cap on training images (class-balanced), None: all
                  seed: int = 0, # seed
-                 device: str = 'cpu', # torch device
+                 device: str = 'cpu', # torch device ('auto': CUDA if present); the oracle is saved for the CPU
                  progress: bool = True, # progress bars
                  resume: bool = False, # continue the interrupted run in `out/.work` (else a fresh start)
                  adversarial: float = 0., # L2 radius of PGD adversarial training (0: off; 0.5 makes a robust guide at 32 px)
                  init: str | Path | None = None, # an oracle folder whose members' weights each member starts from (fine-tuning)
+                 precision: str = 'auto', # mixed precision (`dcf_teach.core.MixedPrecision`; 'auto': bfloat16/float16 on CUDA, float32 on CPU)
                 ) -> Oracle:
     "Train the ensemble, report held-out accuracies in `oracle.meta`, and save it to `out` if given."
     classes = classes.split(',') if isinstance(classes, str) else list(classes)
     if epochs < 1: raise UserError(f"--epochs must be at least 1, got {epochs}")
     if minutes is not None and minutes <= 0: raise UserError(f"--minutes must be positive, got {minutes}")
     t0 = time.monotonic()
-    dev = resolve_device(device)
+    dev = MixedPrecision(device, precision).device   # checks the device and the precision
     start = None
     if init is not None:   # fine-tuning (DVCE's robust "Madry + FT" classifier is one): every member must exist there, same config
         start = load_oracle(init).members
@@ -330,8 +336,8 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
         if start is not None: m.load_state_dict(start[name].state_dict())
         m = m.to(dev)
         t1 = time.monotonic()
-        m, rec = fit_member(m, (xt.to(dev), yt.to(dev)), (val[0].to(dev), val[1].to(dev)), epochs, patience, batch_size, lr,
-                            texture, seed + k, deadline, name, progress, None if work is None else work/name, adversarial)
+        m, rec = fit_member(m, (xt, yt), val, epochs, patience, batch_size, lr, texture, seed + k, deadline, name, progress,
+                            None if work is None else work/name, adversarial, precision=precision)
         t0 -= max(0., rec['seconds'] - (time.monotonic() - t1))  # a resumed member's earlier time counts against --minutes
         trained[name], info[name] = m.cpu().requires_grad_(False), rec
         best_acc = max(h['val_acc'] for h in rec['history'])
@@ -353,7 +359,8 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                                 'init': str(init) if init else None,
                                 'augmentation': 'hflip, affine (scale 0.8-1.2, shift 5%, rotation 10 deg), texture '
                                                 '(gaussian noise, blur, colour noise, blocks, posterise, patterns, jitter)',
-                                'seconds': round(time.monotonic() - t0, 1), 'threads': torch.get_num_threads()},
+                                'seconds': round(time.monotonic() - t0, 1), 'threads': torch.get_num_threads(),
+                                'device': str(dev), 'precision': MixedPrecision(dev, precision).name},
                    'date': datetime.date.today().isoformat(), 'dcf_teach_version': __version__,
                    'input': '[0,1] RGB, no ImageNet normalisation; resized to resolution (bilinear, antialiased)'}
     if out is not None: save_oracle(oracle, out)
