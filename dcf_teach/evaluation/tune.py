@@ -80,7 +80,7 @@ class SelectionRule:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise UserError(f"{k} {v!r}: need a share in [0, 1]")
 
-    def choose(self, rows: Sequence[dict], # table rows: success, control, confidence, lpips (and success_se, confidence_se)
+    def choose(self, rows: Sequence[dict], # table rows: success, control, confidence, lpips, their SEs; `*_worse`: the worse direction's
               ) -> tuple[int, list[str]]:
         "The index of the chosen row, and for each row where it dropped out: 'control', 'success', 'confidence', 'lpips' or 'chosen'."
         if not rows: raise ValueError("no settings to choose from")
@@ -90,15 +90,16 @@ class SelectionRule:
         if not keep:   # every control flips too often: the cleanest controls only
             lo = min(r['control'] for r in rows)
             keep = [i for i, r in enumerate(rows) if r['control'] <= lo + eps]
-        net = lambda i: rows[i]['success'] - rows[i]['control']
-        for step, score, se in (('success', net, 'success_se'), ('confidence', lambda i: rows[i]['confidence'], 'confidence_se')):
+        w = lambda i, k, default=None: rows[i].get(f'{k}_worse', rows[i].get(k, default))   # the worse direction's figure, if known
+        net = lambda i: w(i, 'success') - rows[i]['control']
+        for step, score, se in (('success', net, 'success_se'), ('confidence', lambda i: w(i, 'confidence'), 'confidence_se')):
             best = max(score(i) for i in keep)
-            tol = self.tolerance if self.tolerance is not None else max(rows[i].get(se, 0.0) for i in keep if score(i) >= best - eps)
+            tol = self.tolerance if self.tolerance is not None else max(w(i, se, 0.0) for i in keep if score(i) >= best - eps)
             for i in keep:
                 if score(i) < best - tol - eps: out[i] = step
             keep = [i for i in keep if out[i] is None or out[i] == 'control']
-        lp = lambda i: rows[i]['lpips'] if rows[i]['lpips'] is not None else math.inf
-        pick = min(keep, key=lambda i: (lp(i), -net(i), -rows[i]['confidence'], i))
+        lp = lambda i: w(i, 'lpips') if w(i, 'lpips') is not None else math.inf
+        pick = min(keep, key=lambda i: (lp(i), -net(i), -w(i, 'confidence'), i))
         for i in keep: out[i] = 'chosen' if i == pick else 'lpips'
         return pick, out
 
@@ -108,15 +109,16 @@ class SelectionRule:
         return (f"Reject settings whose ω = 0 control flips more than {self.max_control:g} of the validation images (if all do, "
                 f"keep those with the lowest control); keep those within {tie} success − control; "
                 f"of those, keep those within {tie} mean oracle probability of the target class; "
-                "of those, choose the lowest LPIPS.")
+                "of those, choose the lowest LPIPS. Success, probability and LPIPS are those of the worse of the two directions.")
 
     def as_dict(self) -> dict: return dict(max_control=self.max_control, tolerance=self.tolerance, text=self.describe())
 
 # %% ../../nbs/31d_evaluation.tune.ipynb #fd3bf15e
 COLUMNS = [('omega', 'ω', '{:g}'), ('inversion', 'inversion', '{}'), ('start', 'start', '{:g}'),
-           ('min_confidence', 'stop at', '{:g}'), ('success', 'success', '{:.2f}'), ('control', 'control', '{:.2f}'),
-           ('confidence', 'P(target)', '{:.2f}'), ('lpips', 'LPIPS', '{:.3f}'), ('nfe_per_cf', 'NFE', '{:.0f}'),
-           ('outcome', 'outcome', '{}')] # (row key, table header, format)
+           ('min_confidence', 'stop at', '{:g}'), ('success', 'success', '{:.2f}'), ('success_worse', 'worse way', '{:.2f}'),
+           ('control', 'control', '{:.2f}'), ('confidence', 'P(target)', '{:.2f}'), ('confidence_worse', 'worse way', '{:.2f}'),
+           ('lpips', 'LPIPS', '{:.3f}'), ('lpips_worse', 'worse way', '{:.3f}'), ('nfe_per_cf', 'NFE', '{:.0f}'),
+           ('outcome', 'outcome', '{}')] # (row key, table header, format); 'worse way': the worse of the two directions
 
 @dataclass(frozen=True, eq=False)
 class TuneResult:
@@ -147,14 +149,31 @@ class TuneResult:
     def json(self) -> str: return json.dumps(self.as_dict(), indent=1, allow_nan=False, ensure_ascii=False)
 
 # %% ../../nbs/31d_evaluation.tune.ipynb #fa7a8fb9
+def _figures(records, targets) -> dict:
+    "Success, mean P(target), LPIPS over the flipped, and the standard errors of success and P(target), of some records."
+    pt = [r.p_counterfactual if t == 1 else 1 - r.p_counterfactual for r, t in zip(records, targets)]
+    n, p = len(pt), float(np.mean([r.flipped for r in records])) if records else 0.0
+    lp = [r.lpips for r in records if r.flipped and r.lpips is not None]
+    return dict(success=p, confidence=float(np.mean(pt)) if pt else 0.0, lpips=float(np.mean(lp)) if lp else None,
+                success_se=math.sqrt(p * (1 - p) / n) if n else 0.0,
+                confidence_se=float(np.std(pt, ddof=1) / math.sqrt(n)) if n > 1 else 0.0)
+
 def _row(res: EvalResult, control: float, **setting) -> dict:
-    "One table row: the setting, its figures, and the standard errors of success and confidence."
-    m = res.metrics()
-    pt = [r.p_counterfactual if t == 1 else 1 - r.p_counterfactual for r, t in zip(res.records, res.held.targets)]
-    n, p = len(pt), m['success_ratio']
-    return dict(**setting, success=p, control=control, confidence=float(np.mean(pt)), target_ratio=m['target_ratio'],
+    "One table row: the setting, its figures over all images and per direction, the worse direction's (`*_worse`), and standard errors."
+    m, h = res.metrics(), res.held
+    allf = _figures(res.records, h.targets)
+    by = {}
+    for s in sorted(set(h.sources)):
+        idx = [i for i, x in enumerate(h.sources) if x == s]
+        by[f"{h.classes[s]}→{h.classes[h.targets[idx[0]]]}"] = _figures([res.records[i] for i in idx], [h.targets[i] for i in idx])
+    d = list(by.values())
+    lo = min(d, key=lambda x: (x['success'], x['confidence']))   # the direction with fewer flips gives the standard errors
+    return dict(**setting, success=allf['success'], control=control, confidence=allf['confidence'], target_ratio=m['target_ratio'],
                 lpips=m['lpips'], nfe_per_cf=m['nfe_per_cf'], seconds_per_cf=m['seconds_per_cf'],
-                success_se=math.sqrt(p * (1 - p) / n), confidence_se=float(np.std(pt, ddof=1) / math.sqrt(n)) if n > 1 else 0.0)
+                success_se=allf['success_se'], confidence_se=allf['confidence_se'],
+                success_worse=min(x['success'] for x in d), confidence_worse=min(x['confidence'] for x in d),
+                lpips_worse=max(x['lpips'] for x in d) if all(x['lpips'] is not None for x in d) else None,
+                success_se_worse=lo['success_se'], confidence_se_worse=lo['confidence_se'], by_direction=by)
 
 def _setting(base: EditSettings, omega, inversion, start, min_confidence) -> EditSettings:
     return dataclasses.replace(base, omega=float(omega), inversion=inversion, t_skip_fractions=search_fractions(start),
@@ -222,7 +241,8 @@ def card_section(result: TuneResult) -> str:
         f"Rule: {result.rule['text']}" + ('' if i['control_gate_passed'] else ' No setting passed the control gate.'), '',
         result.table(), '',
         "success: share of all images the oracle calls the other class; control: the same at ω = 0; P(target): the oracle's "
-        "mean probability of the target class; LPIPS: over the flipped images; NFE: UNet evaluations per counterfactual; "
+        "mean probability of the target class; LPIPS: over the flipped images; worse way: the figure of the worse of the two "
+        "directions (the rule uses these); NFE: UNet evaluations per counterfactual; "
         "outcome: the step of the rule at which a setting dropped out.", ''])
 
 def _with_section(text: str, section: str) -> str:
