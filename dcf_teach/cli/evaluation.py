@@ -13,7 +13,7 @@ import click
 
 from ..core import UserError, write_text_atomic
 from .base import Command, LazyGroup, edit_options
-from ..evaluation.doctor import THRESHOLDS, environment, run_checks
+from ..evaluation.doctor import THRESHOLDS, check_assets, environment, run_checks
 from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle,
                                          check_output)
 from ..core import default_cache_dir
@@ -242,9 +242,9 @@ def tune_cli(model, data, oracle, classes, n, omegas, inversions, starts, min_co
 @click.option('--json', 'as_json', is_flag=True, help='Print one JSON object (environment + checks).')
 @click.option('--seed', default=0, show_default=True, type=int)
 def doctor_cli(as_json, seed):
-    "Print the environment and run the self-checks on tiny components (exit 1 if one fails)."
-    env, res = environment(), run_checks(seed)
-    if as_json: click.echo(json.dumps(dict(res, environment=env), indent=2, sort_keys=True))
+    "Print the environment, check the shipped files and run the self-checks on tiny components (exit 1 if one fails)."
+    env, res, assets = environment(), run_checks(seed), check_assets()
+    if as_json: click.echo(json.dumps(dict(res, environment=env, assets=assets), indent=2, sort_keys=True))
     else:
         for k in ('dcf_teach', 'python', 'torch', 'diffusers', 'transformers', 'device', 'torch_threads',
                   'omp_num_threads', 'omp_wait_policy', 'hub_offline', 'shipped_models'):
@@ -254,6 +254,9 @@ def doctor_cli(as_json, seed):
             lim = THRESHOLDS.get(k)
             mark = '  ' if lim is None else ('ok' if v < lim else 'FAIL')
             click.echo(f"{k:>34}: {v:.2e} {mark}" + (f" (< {lim:g})" if lim else ' (reported)'))
+        click.echo(f"{'shipped files':>34}: " + (f"{len(assets['checked'])} ok" if not assets['problems'] else 'FAILED')
+                   + f" ({', '.join(assets['checked'])}; {assets['seconds']} s)")
+        for p in assets['problems']: click.echo(f"{'':>34}  {p}")
         click.echo(f"{'self-checks':>34}: {'passed' if res['passed'] else 'FAILED: ' + ', '.join(res['failed'])} "
                    f"in {res['seconds']} s")
-    if not res['passed']: sys.exit(1)
+    if not res['passed'] or assets['problems']: sys.exit(1)

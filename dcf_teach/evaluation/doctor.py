@@ -21,7 +21,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'environment', 'check_reconstruction', 'check_scheduler_step', 'check_pipeline', 'check_batch_order',
-           'run_checks']
+           'run_checks', 'check_assets']
 
 # %% ../../nbs/32_evaluation.doctor.ipynb #ed715924
 def environment() -> dict:
@@ -109,3 +109,25 @@ def run_checks(seed: int = 0, # seed of the tiny components and test data
     finally: torch.set_num_threads(threads)
     failed = [k for k, v in THRESHOLDS.items() if not out[k] < v]
     return dict(out, thresholds=THRESHOLDS, failed=failed, passed=not failed, seconds=round(time.time() - t0, 2))
+
+# %% ../../nbs/32_evaluation.doctor.ipynb #4e3c990c
+def check_assets() -> dict:
+    "Load every file the package ships (models, oracles, LPIPS weights, deck template); what was checked and what failed."
+    from importlib import resources
+    from pathlib import Path
+    from dcf_teach.engine.models import load_components
+    from dcf_teach.judge.oracle import load_oracle, shipped_oracles
+    from dcf_teach.judge.lpips import load_lpips_weights
+    t0, checked, problems = time.time(), [], []
+    items = ([(f'model {m}', lambda m=m: load_components(m)) for m in shipped_models()] +
+             [(f'oracle {o}', lambda o=o: load_oracle(o)) for o in shipped_oracles()] +
+             [('LPIPS weights', load_lpips_weights)])
+    tpl = Path(str(resources.files('dcf_teach')))/'assets'/'deck'/'make_deck.ipynb'
+    def template():
+        if 'cells' not in json.loads(tpl.read_text()): raise ValueError(f"{tpl} is not a notebook")
+    for what, load in items + [('deck template', template)]:
+        checked.append(what)
+        try:
+            with quiet_hf(): load()
+        except Exception as e: problems.append(f"{what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    return dict(checked=checked, problems=problems, seconds=round(time.time() - t0, 2))
