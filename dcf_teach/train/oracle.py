@@ -21,9 +21,9 @@ from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, load_ora
 from ..data.folder import load_dataset
 
 # %% auto #0
-__all__ = ['ADVERSARIAL_WARMUP', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'augment_geometry', 'border_color', 'gaussian_blur',
-           'augment_texture', 'pgd_l2', 'Tensors', 'latest_state', 'drop_states', 'evaluate_member', 'fit_member',
-           'load_split', 'load_splits', 'start_run', 'train_oracle']
+__all__ = ['ADVERSARIAL_WARMUP', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'MIN_VAL_IMAGES', 'augment_geometry', 'border_color',
+           'gaussian_blur', 'augment_texture', 'pgd_l2', 'Tensors', 'latest_state', 'drop_states', 'evaluate_member',
+           'fit_member', 'load_split', 'load_splits', 'start_run', 'train_oracle', 'left_out_members']
 
 # %% ../../nbs/43_train.oracle.ipynb #81a3d265
 def _u(g, n, lo, hi): return lo + (hi - lo)*torch.rand(n, generator=g)
@@ -343,6 +343,14 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
         best_acc = max(h['val_acc'] for h in rec['history'])
         if best_acc < 0.6: _log.warning(f"{name} stayed near chance (best validation accuracy {best_acc:.2f}); "
                                         "train longer (--epochs/--minutes) or check the data")
+    acc = {k: info[k]['history'][max(info[k]['best_epoch'], 1) - 1]['val_acc'] for k in trained if info[k]['history']}   # at the kept epoch
+    left_out = left_out_members(acc, len(val[1]))
+    for k, p in left_out.items():
+        _log.warning(f"{k} left out of the ensemble: validation accuracy {acc[k]:.2f}, below {max(acc.values()):.2f} "
+                     f"of the best member (Fisher exact p = {p:.1e}, {len(val[1])} images)")
+        del trained[k]
+    left_out = {k: dict(val_acc=acc[k], p_value=p, **info.pop(k)) for k, p in left_out.items()}
+    members = tuple(trained)
     oracle = Oracle(trained, classes, resolution)
     res = oracle_accuracy(oracle, xte, yte) if len(xte) else None
     for name in members:
@@ -350,7 +358,7 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
         _log.info(f"{name}: best epoch {info[name]['best_epoch']}, val loss {info[name]['val_loss']:.4f}, "
                   f"test accuracy {info[name]['test_acc']}")
     test_acc = {k: v for k, v in res['gaussian']['0.0'].items() if k != 'ensemble_changed'} if res else None
-    oracle.meta = {'members': info, 'test_accuracy': test_acc, 'robustness': res,
+    oracle.meta = {'members': info, 'test_accuracy': test_acc, 'robustness': res, **({'left_out': left_out} if left_out else {}),
                    'data': {'source': str(data), 'counts': counts},
                    'training': {'epochs': epochs, 'minutes': minutes, 'patience': patience, 'batch_size': batch_size, 'lr': lr,
                                 'optimizer': 'Adam', 'loss': 'BCEWithLogits', 'texture_p': texture, 'width': width,
@@ -365,3 +373,22 @@ def train_oracle(data: str | Path, # ImageFolder root or CSV manifest
                    'input': '[0,1] RGB, no ImageNet normalisation; resized to resolution (bilinear, antialiased)'}
     if out is not None: save_oracle(oracle, out)
     return oracle
+
+# %% ../../nbs/43_train.oracle.ipynb #e73dc12c
+MIN_VAL_IMAGES = 40 # validation images below which no member is left out
+
+def left_out_members(val_acc: dict, # member name -> validation accuracy at its kept epoch
+                     n_val: int, # validation images
+                     alpha: float = 0.01, # significance level of the one-sided test against the best member
+                    ) -> dict:
+    "The members whose validation accuracy is significantly below the best member's: name -> p-value."
+    from scipy.stats import fisher_exact
+    if n_val < MIN_VAL_IMAGES or len(val_acc) < 2: return {}
+    best = max(val_acc, key=val_acc.get)
+    k = lambda a: int(round(a * n_val))
+    out = {}
+    for name, a in val_acc.items():
+        if name == best: continue
+        p = fisher_exact([[k(val_acc[best]), n_val - k(val_acc[best])], [k(a), n_val - k(a)]], alternative='greater').pvalue
+        if p < alpha: out[name] = float(p)
+    return out
