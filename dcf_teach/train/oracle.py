@@ -21,7 +21,7 @@ from ..judge.oracle import MEMBERS, Oracle, build_member, float_images, load_ora
 from ..data.folder import load_dataset
 
 # %% auto #0
-__all__ = ['ADVERSARIAL_WARMUP', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'MIN_VAL_IMAGES', 'augment_geometry', 'border_color',
+__all__ = ['ADVERSARIAL_WARMUP', 'LEARNED', 'BUDGET_WEIGHT', 'RUN_FORMAT', 'MIN_VAL_IMAGES', 'augment_geometry', 'border_color',
            'gaussian_blur', 'augment_texture', 'pgd_l2', 'Tensors', 'latest_state', 'drop_states', 'evaluate_member',
            'fit_member', 'load_split', 'load_splits', 'start_run', 'train_oracle', 'left_out_members']
 
@@ -155,6 +155,8 @@ def evaluate_member(model: nn.Module, # a member
     y = y.cpu(); yf = y.float()
     return float(F.binary_cross_entropy_with_logits(logits, yf)), float(((logits > 0).long() == y).float().mean())
 
+LEARNED = 0.9 # a member has learned once its validation loss is below this share of the chance loss
+
 def fit_member(model: nn.Module, # a fresh member from `build_member`
                train: tuple[torch.Tensor, torch.Tensor], # (images [N,3,R,R] uint8 or float, labels [N])
                val: tuple[torch.Tensor, torch.Tensor], # validation split, same form
@@ -175,6 +177,8 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
     "Train one member (on the device its weights are on) with early stopping on validation loss; returns it at its best epoch and the history."
     from tqdm.auto import tqdm
     (xt, yt), (xv, yv) = train, val
+    q = float(yv.float().mean()) if len(yv) else 0.5
+    chance = -sum(p * math.log(p) for p in (q, 1 - q) if p > 0) or math.log(2)   # the loss of answering the class prior
     mp = MixedPrecision(next(model.parameters()).device, precision)   # batches are drawn and augmented on the CPU, then moved
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -215,7 +219,7 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
         _log.info(f"{name} epoch {ep + 1}: train loss {tot/max(seen, 1):.4f}, val loss {vl:.4f}, val acc {va:.3f}")
         if adversarial > 0 and ep + 1 < ADVERSARIAL_WARMUP: pass   # the attack is still growing: not a candidate yet
         elif vl < best: best, best_state, best_epoch, bad = vl, copy.deepcopy(model.state_dict()), ep + 1, 0
-        else: bad += 1
+        elif min(h['val_loss'] for h in history) < LEARNED * chance: bad += 1   # patience runs once the member has learned
         stopped = bad >= patience or stop
         if checkpoint is not None:
             rng = Tensors(g=g.get_state(), torch=torch.get_rng_state())
