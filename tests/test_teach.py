@@ -57,7 +57,8 @@ def test_teach_end_to_end_resumes_and_skips(tmp_path):
               'bench.json', 'bench_grid.png', 'deck/deck.ipynb', 'deck/metrics.json', 'deck/quiz/index.html',
               'site/index.html', 'explore.ipynb'):
         assert (out / f).exists(), f
-    assert list((out / 'deck' / 'media').glob('flip_*.gif')) or json.loads((out / 'deck' / 'metrics.json').read_text())['n_flipped'] == 0
+    # a flip GIF for every counterfactual the deck shows (flips to the target); a tiny model may show none
+    assert len(list((out / 'deck' / 'media').glob('flip_*.gif'))) == json.loads((out / 'deck' / 'metrics.json').read_text())['n_shown']
     # the artefacts are the individual commands' own: they load with the library's loaders
     from dcf_teach.engine.models import load_components
     from dcf_teach.judge.oracle import load_oracle
