@@ -17,7 +17,7 @@ from ..evaluation.doctor import THRESHOLDS, check_assets, environment, run_check
 from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle,
                                          check_output)
 from ..core import default_cache_dir
-from ..engine.methods import GUIDED, METHODS
+from ..engine.methods import GUIDED, METHODS, SEARCHES
 from ..evaluation.bench import _summary, run_bench, save_grid
 from ..evaluation.compare import run_compare, write_compare
 from ..evaluation.generate import distributed_state, generate, merge_records
@@ -39,7 +39,7 @@ __all__ = ['GRID_OPTIONS', 'bench_cli', 'compare_cli', 'generate_cli', 'bench_sc
 @click.option('--model', default=None, help="Model folder, shipped name or hub id (default: the dataset's shipped model).")
 @click.option('--oracle', default=None, help="Oracle folder or shipped name (default: the dataset's shipped oracle).")
 @edit_options()
-@click.option('--search', default='linear', show_default=True, type=click.Choice(['linear']), help='Minimal-edit search: try the T_skip fractions in order, highest first.')
+@click.option('--search', default='linear', show_default=True, type=click.Choice(list(SEARCHES)), help="Minimal-edit search: 'linear' tries the T_skip fractions in order, highest first (the released protocol); 'fast' starts an image the oracle already calls its target class at the last fraction and stops looking for --min-confidence two fractions after the first flip.")
 @click.option('--abort', default=0, show_default=True, type=click.IntRange(0), help='Stop tries early that will not flip, by a rule calibrated on this many validation images (0: every try in full); the report compares it with the full search.')
 @click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)), help="DIFFusion, a baseline ('sdedit': plain forward noise, no inversion; 'prototype': the target class mean instead of the direction), or DVCE / RCSB guided by the pair's shipped guide classifiers.")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
@@ -130,8 +130,9 @@ def compare_cli(dataset, methods, n, classes, model, oracle, guide, robust_guide
 @click.option('--cache', default=None, type=click.Path(path_type=Path), help='Cache folder for data and the bank.')
 @click.option('--processes', default=1, show_default=True, type=click.IntRange(1), help='Start this many processes with accelerate launch.')
 @click.option('--abort', default=0, show_default=True, type=click.IntRange(0), help='Stop tries early that will not flip, by a rule calibrated on this many validation images and kept in OUT/abort_rule.json (0: every try in full).')
+@click.option('--search', default='linear', show_default=True, type=click.Choice(list(SEARCHES)), help="Minimal-edit search of the T_skip methods ('fast': see bench --help).")
 @click.pass_context
-def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes, abort):
+def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes, abort, search):
     "Counterfactuals of every image of a dataset, sharded over processes, resumable (one JSON record per image)."
     import subprocess
     check_dataset_spec(data, classes, '--data'); check_output(out, '--out', 'dir'); check_device(device)
@@ -149,7 +150,7 @@ def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, ba
     st = distributed_state()
     rank, world = (st.process_index, st.num_processes) if st else (0, 1)
     dev = str(st.device) if st is not None and device == 'auto' else device
-    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True, abort=abort)
+    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True, abort=abort, search=search)
     click.echo(f"process {rank}/{world}: {r['computed']} computed, {r['skipped']} already done, {r['seconds']} s")
     if st is not None: st.wait_for_everyone()
     if rank == 0:

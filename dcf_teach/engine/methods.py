@@ -21,8 +21,8 @@ from .guidance import integrated_gradients, region_from_attributions
 from .guided import GuidedRun, dvce, rcsb
 
 # %% auto #0
-__all__ = ['SEARCHES', 'METHODS', 'GUIDED', 'EditRequest', 'MethodResult', 'CounterfactualMethod', 'TSkipSearch', 'DIFFusion',
-           'SDEdit', 'Prototype', 'StrengthSearch', 'DVCE', 'RCSB', 'make_method']
+__all__ = ['SEARCHES', 'FAST_PATIENCE', 'METHODS', 'GUIDED', 'EditRequest', 'MethodResult', 'CounterfactualMethod', 'TSkipSearch',
+           'DIFFusion', 'SDEdit', 'Prototype', 'StrengthSearch', 'DVCE', 'RCSB', 'make_method']
 
 # %% ../../nbs/15a_engine.methods.ipynb #df24ca40
 @dataclass(frozen=True, eq=False)
@@ -69,10 +69,13 @@ class CounterfactualMethod(Protocol):
                  progress: bool = False) -> list[MethodResult]: ...
 
 # %% ../../nbs/15a_engine.methods.ipynb #bc542890
-SEARCHES = ('linear',) # 'linear': the released protocol, T_skip fractions highest first
+SEARCHES = ('linear', 'fast') # 'linear': the released protocol, T_skip fractions highest first; 'fast': see `TSkipSearch`
+FAST_PATIENCE = 2 # 'fast': rungs after the first flip to look for `min_confidence` in
 
 class TSkipSearch:
     "A minimal-edit search over T_skip (`engine.search.minimal_edit_search`) as a `CounterfactualMethod`."
+    # 'fast': an image the oracle already calls its target class starts at the last rung (no edit towards the target
+    # can flip that verdict; its answer is the deepest try), and `min_confidence` is looked for FAST_PATIENCE rungs past the first flip
     name, start, embedding = 'tskip-search', 'inversion', 'shift'
     def __init__(self, oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]: the verdict the search stops on
                  search: str = 'linear', # one of `SEARCHES`
@@ -82,7 +85,7 @@ class TSkipSearch:
         self.oracle, self.search, self.abort = oracle, search, abort
 
     def fingerprint(self) -> str:    # the oracle's weights are keyed by the caller
-        return f"{self.name}/{self.search}" + ('' if self.abort is None else '+' + self.abort.fingerprint())
+        return f"{self.name}/{self.search}" + (f"-p{FAST_PATIENCE}" if self.search == 'fast' else '') + ('' if self.abort is None else '+' + self.abort.fingerprint())
     def __repr__(self): return f"{type(self).__name__}(search={self.search!r}" + ('' if self.abort is None else f", abort={self.abort.fingerprint()}") + ")"
 
     def __call__(self, c: Components, request: EditRequest, edit: EditSettings, progress: bool = False) -> list[MethodResult]:
@@ -92,9 +95,13 @@ class TSkipSearch:
         per_step = (e.nfe_inversion_step if self.start == 'inversion' else 0) + e.nfe_regeneration_step
         out = []
         regs = request.regions
+        starts = patience = None
+        if self.search == 'fast':
+            already = (oracle_probs(self.oracle, request.images) > 0.5) == (torch.as_tensor(request.targets) == 1).numpy()
+            starts, patience = [len(e.t_skip_fractions) - 1 if a else 0 for a in already], FAST_PATIENCE
         for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress,
-                                     regions=regs, abort=self.abort):
-            k = r.t_skip if r.flipped else r.tried[-1][0]
+                                     regions=regs, abort=self.abort, starts=starts, patience=patience):
+            k = r.t_skip if r.flipped else min(t for t, _ in r.tried)   # no flip: the answer is the deepest try
             out.append(MethodResult(r.counterfactual, int(r.nfe), int((e.n_steps - k) * per_step), int(r.nfe_reference_protocol),
                                     r.t_skip, bool(r.flipped), float(r.p_original), float(r.p_counterfactual),
                                     bool(r.confident), [(int(a), float(b)) for a, b in r.tried],

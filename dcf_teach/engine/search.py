@@ -7,7 +7,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/engine.search.html.md"""
 # %% ../../nbs/15_engine.search.ipynb #8fe4e250
 from __future__ import annotations
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import math
 
@@ -66,6 +66,35 @@ def oracle_probs(oracle, # images [n,3,H,W] in [0,1] -> P(class 1) [n] (tensor o
     if len(p) != len(x): raise ValueError(f"the oracle returned {len(p)} probabilities for {len(x)} images")
     return p
 
+class _Walk:
+    "One image's tries: rungs of the ladder, a contiguous interval around its start, and the answer they settle."
+    def __init__(self, start: int, p0: float, min_confidence: float):
+        self.start, self.p0, self.min_confidence = start, p0, min_confidence
+        self.q, self.flip, self.conf = {}, {}, {}    # rung -> P(class 1), flipped?, confidently?
+        self.ims = {}                                # 'flip' / 'conf' / 'deep' -> (rung, image): the answer's candidates
+    def add(self, rung: int, p: float, image=None, aborted: bool = False):
+        "Record a try (an aborted one is no flip and shows no image)."
+        self.q[rung] = p
+        self.flip[rung] = not aborted and (p > 0.5) != (self.p0 > 0.5)
+        self.conf[rung] = self.flip[rung] and (p if self.p0 <= 0.5 else 1 - p) >= self.min_confidence
+        if aborted: return
+        for key, ok, better in (('flip', self.flip[rung], min), ('conf', self.conf[rung], min), ('deep', True, max)):
+            if ok and (key not in self.ims or better(rung, self.ims[key][0]) == rung): self.ims[key] = (rung, image)
+    def next(self, n_rungs: int, patience: int | None) -> int | None:
+        "The rung to try next, or None once the answer is settled."
+        if not self.q: return self.start
+        lo, hi = min(self.q), max(self.q)
+        if self.flip[lo] and lo > 0: return lo - 1   # the top try flipped: is the rung above a flip too?
+        if any(self.conf.values()): return None      # the topmost confident flip, with no flip above it
+        flips = [r for r in sorted(self.q) if self.flip[r]]
+        if hi == n_rungs - 1 or (patience is not None and flips and hi >= flips[0] + patience): return None
+        return hi + 1
+    def answer(self) -> tuple:
+        "(rung or None, image, P(class 1), confident?): the topmost confident flip, else the topmost flip, else the deepest try."
+        for key in ('conf', 'flip'):
+            if key in self.ims: r, im = self.ims[key]; return r, im, self.q[r], key == 'conf'
+        r, im = self.ims['deep']; return None, im, self.q[r], False
+
 def minimal_edit_search(c: Components, # the models
                         images: torch.Tensor, # [B,3,R,R] in [0,1]
                         directions: torch.Tensor, # [D] or [B,D]: d = μ̂_target − μ̂_source of each image
@@ -76,57 +105,65 @@ def minimal_edit_search(c: Components, # the models
                         progress: bool = False, # tqdm bars
                         regions: torch.Tensor | None = None, # [B,1,R,R] masks: change only there ("change only here"; None: everywhere)
                         abort: AbortRule | None = None, # stop tries early that will not flip (`calibrate_abort`); None: every try runs in full
+                        starts: Sequence[int] | None = None, # rung (index into the fractions) each image tries first; None: the top one
+                        patience: int | None = None, # stop looking for `min_confidence` this many rungs after the first flip; None: never
                        ) -> list[SearchResult]:
     "Minimal-edit search: the first T_skip (highest first) whose oracle prediction flips with `min_confidence`."
     if start not in STARTS: raise ValueError(f"start must be one of {STARTS}, not {start!r}")
     if embedding not in EMBEDDINGS: raise ValueError(f"embedding must be one of {EMBEDDINGS}, not {embedding!r}")
     e = edit.resolve(c)                          # the model's recommended settings where none were given
     if not 0.5 <= e.min_confidence < 1: raise ValueError(f"min_confidence must be in [0.5, 1), got {e.min_confidence}")
-    B, N, omega, min_confidence = len(images), e.n_steps, e.omega, e.min_confidence
+    B, N, omega = len(images), e.n_steps, e.omega
     ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
+    if not ks: return []
+    if starts is not None and (len(starts) != B or any(not 0 <= s < len(ks) for s in starts)):
+        raise ValueError(f"starts must give each of the {B} images a rung in [0, {len(ks)})")
+    if patience is not None and patience < 1: raise ValueError(f"patience must be at least 1 rung, got {patience}")
     d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
     p0 = oracle_probs(oracle, images)
+    walks = [_Walk(0 if starts is None else int(starts[b]), float(p0[b]), e.min_confidence) for b in range(B)]
+    tried = {b: [] for b in range(B)}; regen = {b: 0 for b in range(B)}; aborted = {b: [] for b in range(B)}
+    mr = e.nfe_regeneration_step
     inv: Inversion | None = None
     active = list(range(B))                      # images still searching; `inv` holds exactly these, in this order
-    tried = {b: [] for b in range(B)}; last = {}; inv_steps = {}; regen = {b: 0 for b in range(B)}
-    full = {b: 0 for b in range(B)}; aborted = {b: [] for b in range(B)}; mr = e.nfe_regeneration_step
-    found, first = {}, {}                       # image -> (T_skip, counterfactual, p): confident flip, first flip
-    for k in ks:
-        if not active: break
+    nxt = {b: walks[b].next(len(ks), patience) for b in active}
+    while active:
+        r = min(nxt[b] for b in active); k = ks[r] # the shallowest rung asked for: no image is inverted deeper than it needs
+        rows = [i for i, b in enumerate(active) if nxt[b] == r]; bs = [active[i] for i in rows]
         if inv is None:
             inv = (invert(c, images[active], N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, k, e.seed, progress=progress)
                    if start == 'inversion' else forward_noise(c, images[active], N, e.seed))
         elif k < inv.min_t_skip: inv = extend_inversion(c, inv, k, progress=progress)
-        emb = edit_embedding(inv.embeds, d[active], omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d[active])
-        reg = None if regions is None else regions[active]
+        sub = inv if len(rows) == len(active) else inv.select(rows)
+        emb = edit_embedding(sub.embeds, d[bs], omega) if embedding == 'shift' else prototype_embedding(sub.embeds, d[bs])
+        reg = None if regions is None else regions[bs]
         stops = {}                               # row -> (step, p on x̂0) of the tries stopped early
-        stop = (None if abort is None or k == ks[-1] else   # the last try always runs: it is the answer of an image that never flips
-                _abort_hook(abort.steps(k, N), c, oracle, images[active], reg, p0[active] <= 0.5, stops))
-        x, nfe = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress,
-                            mask=None if reg is None else latent_mask(c, reg), stop=stop)
-        ims = composite(images[active], decode_latents(c, x), reg)
+        stop = (None if abort is None or r == len(ks) - 1 else   # the last try always runs: it is the answer of an image that never flips
+                _abort_hook(abort.steps(k, N), c, oracle, images[bs], reg, p0[bs] <= 0.5, stops))
+        x, _ = regenerate(c, sub, emb, k, guidance_scale=e.guidance_scale, progress=progress,
+                          mask=None if reg is None else latent_mask(c, reg), stop=stop)
+        ims = composite(images[bs], decode_latents(c, x), reg)
         p = oracle_probs(oracle, ims)
-        keep = []
-        for i, b in enumerate(active):
-            inv_steps[b] = N - inv.min_t_skip; full[b] += (N - k) * mr
+        for i, b in enumerate(bs):
             if i in stops:                       # stopped early: not a flip, and not the image shown
                 j, q = stops[i]; tried[b].append((k, q)); aborted[b].append(k); regen[b] += (j - k + 1) * mr
-                keep.append(i); continue
-            pi = float(p[i]); tried[b].append((k, pi)); regen[b] += (N - k) * mr; last[b] = ims[i].cpu()
-            flip = (pi > 0.5) != (p0[b] > 0.5)
-            if flip: first.setdefault(b, (k, last[b], pi))
-            if flip and (pi if p0[b] <= 0.5 else 1 - pi) >= min_confidence: found[b] = (k, last[b], pi)
-            else: keep.append(i)
+                walks[b].add(r, q, aborted=True)
+            else:
+                tried[b].append((k, float(p[i]))); regen[b] += (N - k) * mr; walks[b].add(r, float(p[i]), ims[i].cpu())
+            nxt[b] = walks[b].next(len(ks), patience)
+        keep = [i for i, b in enumerate(active) if nxt[b] is not None]
         if len(keep) < len(active):
             active = [active[i] for i in keep]
             inv = inv.select(keep) if keep else None
     mult = e.nfe_inversion_step if start == 'inversion' else 0   # forward noise costs no UNet call
-    if not ks: return []
     out = []
     for b in range(B):
-        k, im, pk = found.get(b) or first.get(b) or (None, last[b], tried[b][-1][1])
+        rung, im, pk, confident = walks[b].answer()
+        k = None if rung is None else ks[rung]
+        deepest = max(walks[b].q)                # inverted down to the deepest try; the released protocol tries every rung down to it
         out.append(SearchResult(b, k is not None, k, None if k is None else k / N, im, float(p0[b]), pk, tried[b],
-                                inv_steps[b] * mult + regen[b], N * mult + full[b], N, float(omega), b in found, tuple(aborted[b])))
+                                (N - ks[deepest]) * mult + regen[b], N * mult + sum((N - kk) * mr for kk in ks[:deepest + 1]),
+                                N, float(omega), confident, tuple(aborted[b])))
     return out
 
 # %% ../../nbs/15_engine.search.ipynb #cedca709

@@ -21,7 +21,7 @@ from ..data.registry import resolve_dataset
 from ..judge.oracle import load_oracle
 from .evaluate import HeldOut, check_abort, dataset_bank, evaluate, validation_abort_rule
 from .compare import build_method
-from ..engine.methods import make_method
+from ..engine.methods import GUIDED, make_method
 from ..engine.search import AbortRule
 
 log = get_logger(__name__)
@@ -76,6 +76,7 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
              world: int = 1, # processes
              progress: bool = False, # progress bar over this process's batches
              abort: int = 0, # stop tries early by a rule calibrated on this many validation images, kept in out/abort_rule.json (0: off)
+             search: str = 'linear', # T_skip methods: the minimal-edit search (`engine.methods.SEARCHES`)
             ) -> dict:
     "Counterfactuals of this process's share of the images; returns what it did."
     t0 = time.perf_counter()
@@ -88,10 +89,10 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
     bank = dataset_bank(c, ds_, root, progress and rank == 0)
     ds = ds_.split(None if split == 'all' else split, resolution=c.resolution)
     order = sorted(range(len(ds)), key=lambda i: ds.items[i].id)[:limit]
-    m = build_method(SimpleNamespace(oracle=orc, oracle_name=oname), method, device=device)
+    m = build_method(SimpleNamespace(oracle=orc, oracle_name=oname), method, device=device) if method in GUIDED else make_method(method, orc, search)
     e = edit.resolve(c)
     out = Path(out); recs = out/'records'; recs.mkdir(parents=True, exist_ok=True)
-    if abort: m = make_method(method, orc, abort=_abort_rule(out, c, ds_, bank, orc, e, abort, str(model or ds_.model), oname, progress))
+    if abort: m = make_method(method, orc, search, abort=_abort_rule(out, c, ds_, bank, orc, e, abort, str(model or ds_.model), oname, progress))
     done = skipped = 0
     from tqdm.auto import tqdm
     for b in tqdm(plan_batches(len(order), batch_size, rank, world), disable=not progress, desc=f'generate [{rank}/{world}]', unit='batch'):
