@@ -41,6 +41,7 @@ __all__ = ['GRID_OPTIONS', 'bench_cli', 'compare_cli', 'generate_cli', 'bench_sc
 @edit_options()
 @click.option('--search', default='linear', show_default=True, type=click.Choice(list(SEARCHES)), help="Minimal-edit search: 'linear' tries the T_skip fractions in order, highest first (the released protocol); 'fast' starts an image the oracle already calls its target class at the last fraction and stops looking for --min-confidence two fractions after the first flip.")
 @click.option('--abort', default=0, show_default=True, type=click.IntRange(0), help='Stop tries early that will not flip, by a rule calibrated on this many validation images (0: every try in full); the report compares it with the full search.')
+@click.option('--first-rung', default=0, show_default=True, type=click.IntRange(0), help="With --search fast: start each image at the fraction its oracle margin predicts, by a rule calibrated on this many validation images (0: start at the top).")
 @click.option('--method', default='diffusion', show_default=True, type=click.Choice(list(METHODS)), help="DIFFusion, a baseline ('sdedit': plain forward noise, no inversion; 'prototype': the target class mean instead of the direction), or DVCE / RCSB guided by the pair's shipped guide classifiers.")
 @click.option('--batch-size', default=32, show_default=True, type=click.IntRange(1), help='Images per search batch (1: the per-image loop).')
 @click.option('--adapter', default=None, type=click.Path(path_type=Path), help='LoRA adapter folder for the UNet.')
@@ -55,7 +56,7 @@ __all__ = ['GRID_OPTIONS', 'bench_cli', 'compare_cli', 'generate_cli', 'bench_sc
 @click.option('--grid', default=None, type=click.Path(path_type=Path), help='Write the grid of 12 originals vs counterfactuals here.')
 @click.option('--records', default=None, type=click.Path(path_type=Path), help='Write one JSON line per image here.')
 @click.pass_context
-def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, abort, method, batch_size, adapter, device, no_control, no_reconstruction,
+def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, abort, first_rung, method, batch_size, adapter, device, no_control, no_reconstruction,
               speed_check, cache, no_cache, as_json, out, grid, records):
     "Measure DIFFusion on held-out images: success over all images, closeness, identity, control, cost."
     if ctx.invoked_subcommand is not None: return
@@ -70,7 +71,7 @@ def bench_cli(ctx, dataset, classes, n, model, oracle, edit, search, abort, meth
     check_dataset_spec(dataset, classes, '--dataset')
     rep = run_bench(dataset, classes, n, model, oracle, edit, batch_size, adapter, device, cache, not no_control,
                     not no_reconstruction, speed_check, cache_results=not no_cache, progress=sys.stderr.isatty(), search=search, method=method,
-                    abort=abort)
+                    abort=abort, first_rung=first_rung)
     text = rep.json()
     if out is not None: write_text_atomic(out, text + '\n')
     grid = grid or (out.with_name(out.stem + '_grid.png') if out is not None else None)

@@ -15,7 +15,7 @@ import torch
 from ..core import UserError
 from .models import Components
 from .settings import EditSettings
-from .search import AbortRule, minimal_edit_search, oracle_probs
+from .search import AbortRule, FirstRungRule, minimal_edit_search, oracle_probs
 from .inversion import invert, resolve_t_skip
 from .guidance import integrated_gradients, region_from_attributions
 from .guided import GuidedRun, dvce, rcsb
@@ -75,17 +75,21 @@ FAST_PATIENCE = 2 # 'fast': rungs after the first flip to look for `min_confiden
 class TSkipSearch:
     "A minimal-edit search over T_skip (`engine.search.minimal_edit_search`) as a `CounterfactualMethod`."
     # 'fast': an image the oracle already calls its target class starts at the last rung (no edit towards the target
-    # can flip that verdict; its answer is the deepest try), and `min_confidence` is looked for FAST_PATIENCE rungs past the first flip
+    # can flip that verdict; its answer is the deepest try), any other starts at its `first_rung` rule's rung (else the top),
+    # and `min_confidence` is looked for FAST_PATIENCE rungs past the first flip
     name, start, embedding = 'tskip-search', 'inversion', 'shift'
     def __init__(self, oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]: the verdict the search stops on
                  search: str = 'linear', # one of `SEARCHES`
                  abort: AbortRule | None = None, # stop tries early that will not flip (`search.calibrate_abort`); None: every try in full
+                 first_rung: FirstRungRule | None = None, # 'fast': each image's first rung from its margin (`search.calibrate_first_rung`)
                 ):
         if search not in SEARCHES: raise UserError(f"search {search!r} is not available (use {' or '.join(SEARCHES)})")
-        self.oracle, self.search, self.abort = oracle, search, abort
+        if first_rung is not None and search != 'fast': raise UserError("a first-rung rule needs the 'fast' search")
+        self.oracle, self.search, self.abort, self.first_rung = oracle, search, abort, first_rung
 
     def fingerprint(self) -> str:    # the oracle's weights are keyed by the caller
-        return f"{self.name}/{self.search}" + (f"-p{FAST_PATIENCE}" if self.search == 'fast' else '') + ('' if self.abort is None else '+' + self.abort.fingerprint())
+        return (f"{self.name}/{self.search}" + (f"-p{FAST_PATIENCE}" if self.search == 'fast' else '')
+                + ('' if self.first_rung is None else '+' + self.first_rung.fingerprint()) + ('' if self.abort is None else '+' + self.abort.fingerprint()))
     def __repr__(self): return f"{type(self).__name__}(search={self.search!r}" + ('' if self.abort is None else f", abort={self.abort.fingerprint()}") + ")"
 
     def __call__(self, c: Components, request: EditRequest, edit: EditSettings, progress: bool = False) -> list[MethodResult]:
@@ -97,8 +101,9 @@ class TSkipSearch:
         regs = request.regions
         starts = patience = None
         if self.search == 'fast':
-            already = (oracle_probs(self.oracle, request.images) > 0.5) == (torch.as_tensor(request.targets) == 1).numpy()
-            starts, patience = [len(e.t_skip_fractions) - 1 if a else 0 for a in already], FAST_PATIENCE
+            p0 = oracle_probs(self.oracle, request.images); already = (p0 > 0.5) == (torch.as_tensor(request.targets) == 1).numpy()
+            top = lambda p: 0 if self.first_rung is None else min(self.first_rung.rung(p), len(e.t_skip_fractions) - 1)
+            starts, patience = [len(e.t_skip_fractions) - 1 if a else top(p) for a, p in zip(already, p0)], FAST_PATIENCE
         for r in minimal_edit_search(c, request.images, d, self.oracle, e, self.start, self.embedding, progress=progress,
                                      regions=regs, abort=self.abort, starts=starts, patience=patience):
             k = r.t_skip if r.flipped else min(t for t, _ in r.tried)   # no flip: the answer is the deepest try
@@ -221,10 +226,12 @@ def make_method(name: str, # a key of `METHODS`
                 guide: Callable | None = None, # the guide classifier (DVCE, RCSB)
                 robust: Callable | None = None, # DVCE's robust guide for the cone projection
                 abort: AbortRule | None = None, # T_skip methods: stop tries early that will not flip (None: every try in full)
+                first_rung: FirstRungRule | None = None, # T_skip methods, 'fast' search: each image's first rung from its margin
                ) -> CounterfactualMethod:
     "The method called `name`, stopping on `oracle` (guided by `guide` where it needs one)."
     if name not in METHODS: raise UserError(f"method {name!r} is not available (use {', '.join(METHODS)})")
     if abort is not None and name in GUIDED: raise UserError(f"an abort rule stops T_skip tries; {name} has none")
     if name == 'dvce': return DVCE(oracle, guide, robust)
     if name == 'rcsb': return RCSB(oracle, guide)
-    return METHODS[name](oracle, search, abort)
+    if first_rung is not None and name in GUIDED: raise UserError(f"a first-rung rule starts T_skip searches; {name} has none")
+    return METHODS[name](oracle, search, abort, first_rung)

@@ -25,7 +25,7 @@ _log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['STARTS', 'EMBEDDINGS', 'ABORT_PROGRESS', 'SearchResult', 'oracle_probs', 'minimal_edit_search', 'AbortRule',
-           'calibrate_abort']
+           'calibrate_abort', 'FirstRungRule', 'calibrate_first_rung']
 
 # %% ../../nbs/15_engine.search.ipynb #9e2ff2dd
 @dataclass(frozen=True, eq=False)
@@ -248,3 +248,48 @@ def calibrate_abort(c: Components, # the models
     below = tuple(float(margin * l) if l < 1 else 0.0 for l in low)   # a checkpoint no flipping try reached: never stop there
     _log.info("abort rule from %d validation images: %s", B, AbortRule(below, tuple(checkpoints)).fingerprint())
     return AbortRule(below, tuple(checkpoints))
+
+# %% ../../nbs/15_engine.search.ipynb #251174b4
+@dataclass(frozen=True)
+class FirstRungRule:
+    "The rung each image tries first, from the oracle's margin on the original: `rungs[i]` for margins in bin i of `edges`."
+    edges: tuple # increasing |logit P(class 1)| that separate the bins
+    rungs: tuple # first rung per bin (one more than `edges`), non-decreasing: a surer original starts deeper
+
+    def __post_init__(self):
+        if len(self.rungs) != len(self.edges) + 1: raise ValueError(f"a FirstRungRule needs one rung per bin, got {len(self.rungs)} for {len(self.edges) + 1} bins")
+        if any(a > b for a, b in zip(self.edges, self.edges[1:])) or any(a > b for a, b in zip(self.rungs, self.rungs[1:])):
+            raise ValueError(f"FirstRungRule edges and rungs must not decrease, got {list(self.edges)} and {list(self.rungs)}")
+
+    def rung(self, p_original: float, # the oracle's P(class 1) on the original
+            ) -> int:
+        "The first rung of an image whose original the oracle gives `p_original`."
+        p = min(max(float(p_original), 1e-7), 1 - 1e-7)
+        return self.rungs[int(np.searchsorted(self.edges, abs(math.log(p / (1 - p))), side='right'))]
+
+    def fingerprint(self) -> str: return 'first(' + ','.join(f'{e:.3g}' for e in self.edges) + ':' + ','.join(map(str, self.rungs)) + ')'
+    def as_dict(self) -> dict: return {'edges': list(self.edges), 'rungs': list(self.rungs)}
+    @classmethod
+    def from_dict(cls, d: dict) -> 'FirstRungRule': return cls(tuple(float(e) for e in d['edges']), tuple(int(r) for r in d['rungs']))
+
+def calibrate_first_rung(results: Sequence[SearchResult], # the released search ('linear') on validation images
+                         fractions: Sequence[float], # the T_skip fractions it tried (its ladder)
+                         skip: Sequence[bool] | None = None, # images to leave out (those the fast search starts at the last rung)
+                         bins: int = 4, # margin bins, at the quantiles of the validation margins
+                         quantile: float = 0.2, # first rung of a bin: this quantile of its images' answers (low: rarely past the answer)
+                        ) -> FirstRungRule:
+    "A `FirstRungRule` from validation searches: per margin bin, a low quantile of the rungs they chose."
+    if not 0 <= quantile <= 1 or bins < 1: raise ValueError(f"need bins >= 1 and a quantile in [0, 1], got {bins}, {quantile}")
+    N = results[0].n_steps if results else 0
+    ks = [resolve_t_skip(f, N) for f in fractions]
+    keep = [r for i, r in enumerate(results) if not (skip is not None and skip[i])]
+    if len(keep) < bins: return FirstRungRule((), (0,))          # too few to learn from: every image starts at the top
+    p = np.clip([r.p_original for r in keep], 1e-7, 1 - 1e-7)
+    m = np.abs(np.log(p / (1 - p)))
+    a = np.array([ks.index(r.t_skip) if r.flipped else len(ks) - 1 for r in keep])
+    edges = np.quantile(m, np.linspace(0, 1, bins + 1)[1:-1])
+    b = np.searchsorted(edges, m, side='right')
+    rungs = np.maximum.accumulate([int(np.floor(np.quantile(a[b == i], quantile))) if (b == i).any() else 0 for i in range(bins)])
+    rule = FirstRungRule(tuple(float(e) for e in edges), tuple(int(r) for r in rungs))
+    _log.info("first-rung rule from %d validation images: %s", len(keep), rule.fingerprint())
+    return rule

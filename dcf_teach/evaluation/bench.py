@@ -17,8 +17,8 @@ from ..engine.settings import EditSettings
 from ..engine.methods import GUIDED, make_method
 from .compare import build_method, control_of
 from ..data.registry import N_PER_CLASS
-from .evaluate import (EvalResult, HeldOut, check_abort, evaluate, evaluate_setup, prepare,
-                                           reconstruction_errors, validation_abort_rule)
+from .evaluate import (EvalResult, HeldOut, check_abort, check_first_rung, evaluate, evaluate_setup, prepare,
+                                           reconstruction_errors, validation_abort_rule, validation_first_rung_rule)
 from .cache import jsonable
 from ..engine.search import AbortRule
 
@@ -126,17 +126,19 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
               search: str = 'linear', # the minimal-edit search (`methods.SEARCHES`)
               method: str = 'diffusion', # a key of `methods.METHODS` (DVCE, RCSB: guided by the pair's shipped guides)
               abort: int = 0, # calibrate an early-abort rule on this many validation images (0: every try in full)
+              first_rung: int = 0, # 'fast' search: calibrate each image's first rung on this many validation images (0: the top)
              ) -> BenchReport:
     "Run the benchmark and return its report."
     t0 = time.perf_counter()
-    check_abort(abort, method)
+    check_abort(abort, method); check_first_rung(first_rung, search, method)
     su = prepare(dataset, classes, n, model, oracle, adapter, device, cache, n_per_class, cache_results, progress)
     given = edit.sources(su.components)
     edit = edit.resolve(su.components)      # the model's recommended edit settings where none were given
     rule = validation_abort_rule(su.components, su.data, su.bank, su.oracle, edit, abort, progress) if abort else None
+    fr = validation_first_rung_rule(su.components, su.data, su.bank, su.oracle, edit, first_rung, progress) if first_rung else None
     # as in the released protocol, the search stops on the judge's verdict; DVCE and RCSB are guided by the pair's shipped guides
     name = method
-    method = build_method(su, method, device=device) if method in GUIDED else make_method(method, su.oracle, search, abort=rule)
+    method = build_method(su, method, device=device) if method in GUIDED else make_method(method, su.oracle, search, abort=rule, first_rung=fr)
     res = evaluate_setup(su, edit, batch_size, progress, method)
     m = res.metrics()
     rep = {'dataset': su.data.name, 'classes': list(su.data.classes), 'model': su.model, 'oracle': su.oracle_name,
@@ -158,6 +160,7 @@ def run_bench(dataset: str | Path = 'kikibouba', # 'kikibouba', 'accretion', 'fa
         if 'gt_flip_rate' in cm: rep['control_gt_flip_rate'] = cm['gt_flip_rate']
     rep.update({k: m[k] for k in ('t_skip_histogram', 'nfe_per_cf', 'nfe_lower_bound_per_cf',
                                   'nfe_reference_protocol_per_cf', 'seconds_per_cf', 'confident_ratio', 'by_direction')})
+    if fr is not None: rep['first_rung'] = {'n_validation': first_rung, **fr.as_dict()}
     if rule is not None: rep['abort'] = abort_figures(su, edit, batch_size, progress, name, search, rule, abort, res)
     if speed_check: rep['batching'] = batching_check(su, edit, batch_size, min(speed_check, len(su.held)), method)
     rep['config'] = {**edit.as_dict(), 'method': method.fingerprint(), 'edit_defaults_from': given, 'batch_size': batch_size,

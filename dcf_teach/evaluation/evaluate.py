@@ -17,7 +17,7 @@ import torch
 from ..core import UserError, content_hash, default_cache_dir, discard_entry, get_logger
 from ..engine.models import Components, decode_latents, load_components
 from ..engine.settings import EditSettings
-from ..engine.search import AbortRule, calibrate_abort, oracle_probs
+from ..engine.search import AbortRule, FirstRungRule, calibrate_abort, calibrate_first_rung, minimal_edit_search, oracle_probs
 from ..engine.methods import GUIDED, CounterfactualMethod, DIFFusion, EditRequest
 from ..data.registry import N_PER_CLASS, EvalDataset, IDENTITY_FACTORS, identity_change, measure_ground_truth, resolve_dataset
 from ..judge.metrics import image_metrics
@@ -31,7 +31,8 @@ log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'CHANGED', 'HeldOut', 'held_out_images', 'dataset_bank', 'ImageRecord', 'evaluate', 'EvalResult',
-           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup', 'check_abort', 'validation_abort_rule']
+           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup', 'check_abort', 'validation_abort_rule',
+           'check_first_rung', 'validation_first_rung_rule']
 
 # %% ../../nbs/30a_evaluation.evaluate.ipynb #35b7068d
 @dataclass(frozen=True, eq=False)
@@ -420,3 +421,32 @@ def validation_abort_rule(c: Components, # the models
     except (ValueError, UserError) as e: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({e})") from None
     dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
     return calibrate_abort(c, val.images, dirs, oracle, edit, progress=progress)
+
+# %% ../../nbs/30a_evaluation.evaluate.ipynb #8eed9500
+def check_first_rung(first_rung: int, # validation images of the rule (0: off)
+                     search: str, # the minimal-edit search asked for
+                     method: str = 'diffusion', # a key of `engine.methods.METHODS`
+                    ):
+    "Refuse a `--first-rung` that is neither 0 nor ≥ 4, or one without the 'fast' search or for a guided method."
+    if not first_rung: return
+    if method in GUIDED: raise UserError(f"--first-rung starts T_skip searches; {method} has none")
+    if search != 'fast': raise UserError(f"--first-rung {first_rung}: a predicted first rung needs --search fast")
+    if first_rung < 4: raise UserError(f"--first-rung must be 0 (off) or at least 4 validation images, got {first_rung}")
+
+def validation_first_rung_rule(c: Components, # the models
+                               data: EvalDataset, # the dataset (its validation split is used)
+                               bank, # `DirectionBank` over the same two classes
+                               oracle: Callable, # the judge
+                               edit: EditSettings, # the resolved edit settings
+                               n: int, # validation images, half each way
+                               progress: bool = False, # progress bars
+                               batch_size: int = 32, # images per search batch
+                              ) -> FirstRungRule:
+    "A first-rung rule from the released search on `n` images of `data`'s validation split (never the held-out test images)."
+    try: val = held_out_images(data.split('val', resolution=c.resolution), n)
+    except (ValueError, UserError) as e: raise UserError(f"--first-rung {n}: the validation split cannot give {n} images ({e})") from None
+    dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+    res = [r for i in range(0, len(val), batch_size)
+           for r in minimal_edit_search(c, val.images[i:i + batch_size], dirs[i:i + batch_size], oracle, edit, progress=progress)]
+    skip = [(r.p_original > 0.5) == (t == 1) for r, t in zip(res, val.targets)]   # the fast search starts these at the last rung
+    return calibrate_first_rung(res, edit.resolve(c).t_skip_fractions, skip)
