@@ -347,6 +347,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
     C += _num(p, '--abort', ['-1', 'x'])
     add('generate-abort-one', [*p, '--abort', '1'], '--abort')
     C += _num(p, '--search', ['bogus'])
+    add('generate-first-rung-linear', [*p, '--first-rung', '8'], '--search fast')
     add('generate-abort-guided', [*p, '--abort', '4', '--method', 'rcsb'], '--abort')
     add('generate-device-bogus', [*p, '--device', 'bogus'], '--device')
     add('generate-cache-file', [*p, '--cache', 'notes.txt'], 'notes.txt')

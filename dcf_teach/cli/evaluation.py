@@ -21,6 +21,7 @@ from ..engine.methods import GUIDED, METHODS, SEARCHES
 from ..evaluation.bench import _summary, run_bench, save_grid
 from ..evaluation.compare import run_compare, write_compare
 from ..evaluation.generate import distributed_state, generate, merge_records
+from ..evaluation.evaluate import check_first_rung
 from ..evaluation.scale import scaling_benchmark, scaling_table
 from ..engine.settings import N_STEPS
 from ..data.folder import load_dataset
@@ -132,14 +133,16 @@ def compare_cli(dataset, methods, n, classes, model, oracle, guide, robust_guide
 @click.option('--processes', default=1, show_default=True, type=click.IntRange(1), help='Start this many processes with accelerate launch.')
 @click.option('--abort', default=0, show_default=True, type=click.IntRange(0), help='Stop tries early that will not flip, by a rule calibrated on this many validation images and kept in OUT/abort_rule.json (0: every try in full).')
 @click.option('--search', default='linear', show_default=True, type=click.Choice(list(SEARCHES)), help="Minimal-edit search of the T_skip methods ('fast': see bench --help).")
+@click.option('--first-rung', default=0, show_default=True, type=click.IntRange(0), help='With --search fast: start each image at the fraction its oracle margin predicts, by a rule calibrated on this many validation images and kept in OUT/first_rung.json (0: start at the top).')
 @click.pass_context
-def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes, abort, search):
+def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, batch_size, limit, device, cache, processes, abort, search, first_rung):
     "Counterfactuals of every image of a dataset, sharded over processes, resumable (one JSON record per image)."
     import subprocess
     check_dataset_spec(data, classes, '--data'); check_output(out, '--out', 'dir'); check_device(device)
     check_output(cache or default_cache_dir(), '--cache', 'dir')
     if model: check_model(model)
     if oracle: check_oracle(oracle)
+    check_first_rung(first_rung, search, method)
     if abort == 1 or (abort and method in GUIDED): raise UserError(f"--abort {abort}: " + ('a rule needs at least 2 validation images' if abort == 1 else f'{method} has no T_skip tries to stop'))
     if processes > 1 and int(os.environ.get('WORLD_SIZE', '1')) <= 1:
         argv = [a for a in sys.argv[1:]]
@@ -151,7 +154,7 @@ def generate_cli(ctx, data, out, model, oracle, classes, split, method, edit, ba
     st = distributed_state()
     rank, world = (st.process_index, st.num_processes) if st else (0, 1)
     dev = str(st.device) if st is not None and device == 'auto' else device
-    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True, abort=abort, search=search)
+    r = generate(data, out, model, oracle, classes, split, method, edit, batch_size, limit, dev, cache, rank, world, progress=True, abort=abort, search=search, first_rung=first_rung)
     click.echo(f"process {rank}/{world}: {r['computed']} computed, {r['skipped']} already done, {r['seconds']} s")
     if st is not None: st.wait_for_everyone()
     if rank == 0:

@@ -19,10 +19,11 @@ from ..engine.settings import EditSettings
 from ..engine.counterfactual import save_png_atomic
 from ..data.registry import resolve_dataset
 from ..judge.oracle import load_oracle
-from .evaluate import HeldOut, check_abort, dataset_bank, evaluate, validation_abort_rule
+from .evaluate import (HeldOut, check_abort, check_first_rung, dataset_bank, evaluate, validation_abort_rule,
+                                           validation_first_rung_rule)
 from .compare import build_method
 from ..engine.methods import GUIDED, make_method
-from ..engine.search import AbortRule
+from ..engine.search import AbortRule, FirstRungRule
 
 log = get_logger(__name__)
 
@@ -42,16 +43,18 @@ def plan_batches(n: int, # images in all
 def _safe(image_id: str) -> str: return re.sub(r'[^A-Za-z0-9._-]+', '_', image_id)
 
 # %% ../../nbs/31b_evaluation.generate.ipynb #b151aa0d
-def _abort_rule(out: Path, c, ds_, bank, orc, e: EditSettings, n: int, model: str, oname: str, progress: bool) -> AbortRule:
-    "The run's early-abort rule: out/abort_rule.json if it was made for these settings, else calibrated on `n` validation images and kept."
-    path, key = out/'abort_rule.json', {'n': n, 'model': model, 'oracle': oname, 'settings': e.as_dict()}
+def _kept_rule(path: Path, # where the run keeps the rule (out/abort_rule.json, out/first_rung.json)
+               key: dict, # what the rule was calibrated for (validation images, model, oracle, settings)
+               make, # () -> the rule, calibrated now
+               load, # dict -> the rule (its `from_dict`)
+              ):
+    "A run's calibrated rule: read back from `path` if it was made for `key`, else made now and kept there."
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get('key') == key: return AbortRule.from_dict(saved['rule'])
-    rule = validation_abort_rule(c, ds_, bank, orc, e, n, progress)
+        if saved.get('key') == key: return load(saved['rule'])
+    rule = make()
     write_json_atomic(path, {'key': key, 'rule': rule.as_dict()})   # each process computes the same rule; the last write wins
     return rule
-
 
 # %% ../../nbs/31b_evaluation.generate.ipynb #cf2f7b1e
 def distributed_state():
@@ -77,10 +80,11 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
              progress: bool = False, # progress bar over this process's batches
              abort: int = 0, # stop tries early by a rule calibrated on this many validation images, kept in out/abort_rule.json (0: off)
              search: str = 'linear', # T_skip methods: the minimal-edit search (`engine.methods.SEARCHES`)
+             first_rung: int = 0, # 'fast' search: each image's first rung by a rule calibrated on this many validation images, kept in out/first_rung.json (0: the top)
             ) -> dict:
     "Counterfactuals of this process's share of the images; returns what it did."
     t0 = time.perf_counter()
-    check_abort(abort, method)
+    check_abort(abort, method); check_first_rung(first_rung, search, method)
     root = Path(cache) if cache else default_cache_dir()
     ds_ = resolve_dataset(data, classes, root)
     c = load_components(model or ds_.model, device=device)
@@ -92,7 +96,12 @@ def generate(data: str | Path, # ImageFolder / CSV manifest, or 'kikibouba', 'ac
     m = build_method(SimpleNamespace(oracle=orc, oracle_name=oname), method, device=device) if method in GUIDED else make_method(method, orc, search)
     e = edit.resolve(c)
     out = Path(out); recs = out/'records'; recs.mkdir(parents=True, exist_ok=True)
-    if abort: m = make_method(method, orc, search, abort=_abort_rule(out, c, ds_, bank, orc, e, abort, str(model or ds_.model), oname, progress))
+    key = lambda n: {'n': n, 'model': str(model or ds_.model), 'oracle': oname, 'settings': e.as_dict()}
+    rule = (_kept_rule(out/'abort_rule.json', key(abort), lambda: validation_abort_rule(c, ds_, bank, orc, e, abort, progress),
+                       AbortRule.from_dict) if abort else None)
+    fr = (_kept_rule(out/'first_rung.json', key(first_rung), lambda: validation_first_rung_rule(c, ds_, bank, orc, e, first_rung, progress),
+                     FirstRungRule.from_dict) if first_rung else None)
+    if rule is not None or fr is not None: m = make_method(method, orc, search, abort=rule, first_rung=fr)
     done = skipped = 0
     from tqdm.auto import tqdm
     for b in tqdm(plan_batches(len(order), batch_size, rank, world), disable=not progress, desc=f'generate [{rank}/{world}]', unit='batch'):
