@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 # %% auto #0
-__all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'PRECISIONS', 'UserError', 'atomic_path', 'write_text_atomic', 'write_json_atomic',
-           'content_hash', 'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files', 'weight_hashes',
-           'warn_once', 'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry', 'read_tensors',
-           'json_sha256', 'write_json_verified', 'read_json_verified', 'save_train_state', 'load_train_state',
-           'f32_close', 'test_close_f32', 'default_cache_dir', 'get_logger', 'setup_logging', 'resolve_device',
-           'autocast_dtype', 'MixedPrecision']
+__all__ = ['WEIGHT_SUFFIXES', 'F32_TOL', 'DECK_TEMPLATE', 'PRECISIONS', 'UserError', 'atomic_path', 'write_text_atomic',
+           'write_json_atomic', 'content_hash', 'seed_from', 'state_fingerprint', 'file_sha256', 'weight_files',
+           'weight_hashes', 'warn_once', 'verify_weights', 'tensors_sha256', 'write_tensors', 'discard_entry',
+           'read_tensors', 'json_sha256', 'write_json_verified', 'read_json_verified', 'save_train_state',
+           'load_train_state', 'f32_close', 'test_close_f32', 'default_cache_dir', 'shipped_deck_template',
+           'get_logger', 'setup_logging', 'resolve_device', 'autocast_dtype', 'MixedPrecision']
 
 # %% ../nbs/00_core.ipynb #0f3e968b
 class UserError(Exception):
@@ -336,6 +336,14 @@ def default_cache_dir() -> Path:
     if os.environ.get('DCF_TEACH_CACHE'): return Path(os.environ['DCF_TEACH_CACHE'])
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache') / 'dcf_teach'
 
+
+# %% ../nbs/00_core.ipynb #cba22763
+DECK_TEMPLATE = 'make_deck.ipynb' # the deck template: nbs/ holds its source, the package ships a copy (`make deck-template`)
+
+def shipped_deck_template() -> Path:
+    "Where the package's copy of the deck template lies (missing only from a broken install)."
+    from importlib import resources
+    return Path(str(resources.files('dcf_teach').joinpath('assets', 'deck', DECK_TEMPLATE)))
 
 # %% ../nbs/00_core.ipynb #628e9688
 def get_logger(name: str = 'dcf_teach', # logger name, usually `__name__`

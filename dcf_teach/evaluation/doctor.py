@@ -11,7 +11,7 @@ import dataclasses, json, os, platform, sys, time
 import torch
 
 from .. import __version__
-from ..core import get_logger, resolve_device
+from ..core import get_logger, resolve_device, shipped_deck_template
 from ..engine.models import (hub_offline, shipped_models, encode_images, make_scheduler, quiet_hf, dummy_components)
 from ..engine.inversion import invert, regenerate, reverse_step, ddim_sample
 from ..engine.embeddings import clip_embed, zero_embedding
@@ -113,8 +113,6 @@ def run_checks(seed: int = 0, # seed of the tiny components and test data
 # %% ../../nbs/32_evaluation.doctor.ipynb #4e3c990c
 def check_assets() -> dict:
     "Load every file the package ships (models, oracles, LPIPS weights, deck template); what was checked and what failed."
-    from importlib import resources
-    from pathlib import Path
     from dcf_teach.engine.models import load_components
     from dcf_teach.judge.oracle import load_oracle, shipped_oracles
     from dcf_teach.judge.lpips import load_lpips_weights
@@ -122,7 +120,7 @@ def check_assets() -> dict:
     items = ([(f'model {m}', lambda m=m: load_components(m)) for m in shipped_models()] +
              [(f'oracle {o}', lambda o=o: load_oracle(o)) for o in shipped_oracles()] +
              [('LPIPS weights', load_lpips_weights)])
-    tpl = Path(str(resources.files('dcf_teach')))/'assets'/'deck'/'make_deck.ipynb'
+    tpl = shipped_deck_template()
     def template():
         if 'cells' not in json.loads(tpl.read_text()): raise ValueError(f"{tpl} is not a notebook")
     for what, load in items + [('deck template', template)]:

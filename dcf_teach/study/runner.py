@@ -7,11 +7,10 @@ Docs: https://dcf-teach.github.io/dcf_teach/study.runner.html.md"""
 # %% ../../nbs/50b_study.runner.ipynb #071a75de
 from __future__ import annotations
 import contextlib, json, os, sys, time
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..core import UserError, atomic_path, get_logger, write_text_atomic
+from ..core import DECK_TEMPLATE, UserError, atomic_path, get_logger, shipped_deck_template, write_text_atomic
 from .deck import resolve_deck_params
 from ..evaluation.checks import (check_adapter, check_dataset_spec, check_device, check_model, check_oracle, check_output)
 from ..data.registry import NAMED_DATASETS
@@ -27,12 +26,12 @@ __all__ = ['log', 'TEMPLATE', 'DEMO_DECKS', 'template_path', 'deck_parameters', 
            'check_deck', 'run_deck', 'demo_available', 'build_demo_decks', 'curate_media']
 
 # %% ../../nbs/50b_study.runner.ipynb #792dcb42
-TEMPLATE = 'make_deck.ipynb'
+TEMPLATE = DECK_TEMPLATE # the template's file name (`core.DECK_TEMPLATE`)
 
 def template_path() -> Path:
     "The deck template: $DCF_DECK_TEMPLATE, else the copy shipped in the package (`dcf_teach/assets/deck/`, equal to nbs/make_deck.ipynb)."
     env = os.environ.get('DCF_DECK_TEMPLATE')
-    p = Path(env).expanduser() if env else Path(str(resources.files('dcf_teach').joinpath('assets', 'deck', TEMPLATE)))
+    p = Path(env).expanduser() if env else shipped_deck_template()
     if p.is_file(): return p
     if env: raise UserError(f"deck template not found: DCF_DECK_TEMPLATE={env} is not a file")
     raise UserError(f"deck template not found: {p} is missing from the installed package (reinstall dcf-teach); "
