@@ -422,3 +422,13 @@ class MixedPrecision:
         self.scaler.scale(loss).backward()
         if clip is not None: self.scaler.unscale_(optimizer); torch.nn.utils.clip_grad_norm_(params, clip)
         self.scaler.step(optimizer); self.scaler.update()
+
+    def state_dict(self) -> dict | None:
+        "The loss scaler's state (JSON-ready) for a training checkpoint; None without a scaler."
+        if self.scaler is None: return None
+        return {k: (float(v) if isinstance(v, float) else int(v) if isinstance(v, int) else v) for k, v in self.scaler.state_dict().items()}
+
+    def load_state_dict(self, state: dict | None, # what `state_dict` saved (None or {}: nothing to restore)
+                       ) -> None:
+        "Restore the loss scaler of a resumed run, so it goes on at the scale it had reached."
+        if self.scaler is not None and state: self.scaler.load_state_dict(state)

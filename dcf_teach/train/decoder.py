@@ -135,13 +135,15 @@ def train_decoder(images: torch.Tensor, # uint8 [N, 3, R, R] training images
     if resume and state_path and Path(state_path).with_suffix('.json').exists():
         meta = load_train_state(state_path, {'model': unet, 'ema': ema}, opt)
         step, elapsed, hist = meta['step'], meta['elapsed'], meta['history']
+        mp.load_state_dict(meta.get('grad_scaler'))   # a float16 run goes on at the loss scale it had reached
         _log.info(f"decoder: resumed at step {step} ({elapsed / 60:.1f} min)")
     g = torch.Generator()
 
     def meta():
         recent = [h['loss'] for h in hist[-200:]]
         return {'step': step, 'elapsed': elapsed, 'history': hist, 'config': _cfg_dict(cfg),
-                'final_loss': float(np.mean(recent)) if recent else None, 'device': str(mp.device), 'precision': mp.name}
+                'final_loss': float(np.mean(recent)) if recent else None, 'device': str(mp.device), 'precision': mp.name,
+                'grad_scaler': mp.state_dict()}
 
     def save():
         m = meta()

@@ -433,6 +433,7 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
         meta = load_train_state(state_path, {'model': model, 'ema': ema, 'best': best}, opt)
         step, elapsed, hist = meta['step'], meta['elapsed'], meta['history']
         best_score, best_check = meta['best_score'], meta['best_check']
+        mp.load_state_dict(meta.get('grad_scaler'))   # a float16 run goes on at the loss scale it had reached
         _log.info(f"encoder: resumed at step {step} ({elapsed / 60:.1f} min)")
     if train_images.shape[-1] != cfg.resolution:
         raise UserError(f"training images are {train_images.shape[-1]} px but the encoder expects {cfg.resolution} px")
@@ -452,7 +453,8 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
         if state_path is None: return
         save_train_state(state_path, {'model': model, 'ema': ema, 'best': best}, opt,
                          {'step': step, 'elapsed': elapsed, 'history': hist, 'best_score': best_score,
-                          'best_check': best_check, 'config': _cfg_dict(cfg), 'device': str(mp.device), 'precision': mp.name})
+                          'best_check': best_check, 'config': _cfg_dict(cfg), 'device': str(mp.device), 'precision': mp.name,
+                          'grad_scaler': mp.state_dict()})
 
     bar = tqdm(desc='encoder (InfoNCE)', unit='step', disable=not progress, initial=step,
                total=cfg.steps if cfg.steps and not cfg.minutes else None)

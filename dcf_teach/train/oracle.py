@@ -192,6 +192,7 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
         best_state = dict(b) or None
         best, best_epoch, history, bad = meta['best'], meta['best_epoch'], meta['history'], meta['bad']
         start, stopped, spent = meta['epoch'], meta['stopped'], meta['seconds']
+        mp.load_state_dict(meta.get('grad_scaler'))   # a float16 run goes on at the loss scale it had reached
         _log.info(f"resumed {name} at epoch {start}" + (" (finished)" if stopped or start >= epochs else f" of {epochs}"))
     t0 = time.monotonic() - spent
     for ep in range(start, epochs):
@@ -225,7 +226,7 @@ def fit_member(model: nn.Module, # a fresh member from `build_member`
             rng = Tensors(g=g.get_state(), torch=torch.get_rng_state())
             save_train_state(Path(checkpoint)/f'e{ep + 1:04d}', {'model': model, 'best': Tensors(best_state or {}), 'rng': rng},
                              opt, {'member': name, 'epoch': ep + 1, 'best': best, 'best_epoch': best_epoch, 'history': history,
-                                   'bad': bad, 'stopped': stopped, 'seconds': time.monotonic() - t0})
+                                   'bad': bad, 'stopped': stopped, 'seconds': time.monotonic() - t0, 'grad_scaler': mp.state_dict()})
             drop_states(checkpoint, 'e', keep=ep + 1)
         if stopped: break
     if best_state is not None: model.load_state_dict(best_state)   # none yet: stopped within the adversarial warm-up
