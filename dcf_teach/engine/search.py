@@ -24,8 +24,8 @@ from .settings import REFERENCE_FRACTIONS, EditSettings
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['STARTS', 'EMBEDDINGS', 'ABORT_PROGRESS', 'SearchResult', 'oracle_probs', 'minimal_edit_search', 'AbortRule',
-           'calibrate_abort', 'FirstRungRule', 'calibrate_first_rung']
+__all__ = ['STARTS', 'EMBEDDINGS', 'ABORT_PROGRESS', 'MIN_PER_BIN', 'SearchResult', 'oracle_probs', 'minimal_edit_search',
+           'AbortRule', 'calibrate_abort', 'FirstRungRule', 'calibrate_first_rung']
 
 # %% ../../nbs/15_engine.search.ipynb #9e2ff2dd
 @dataclass(frozen=True, eq=False)
@@ -272,18 +272,21 @@ class FirstRungRule:
     @classmethod
     def from_dict(cls, d: dict) -> 'FirstRungRule': return cls(tuple(float(e) for e in d['edges']), tuple(int(r) for r in d['rungs']))
 
+MIN_PER_BIN = 10 # validation images per margin bin at least (fewer bins where there are fewer images)
+
 def calibrate_first_rung(results: Sequence[SearchResult], # the released search ('linear') on validation images
                          fractions: Sequence[float], # the T_skip fractions it tried (its ladder)
                          skip: Sequence[bool] | None = None, # images to leave out (those the fast search starts at the last rung)
                          bins: int = 4, # margin bins, at the quantiles of the validation margins
                          quantile: float = 0.2, # first rung of a bin: this quantile of its images' answers (low: rarely past the answer)
                         ) -> FirstRungRule:
-    "A `FirstRungRule` from validation searches: per margin bin, a low quantile of the rungs they chose."
+    "A `FirstRungRule` from validation searches: per margin bin (≥ `MIN_PER_BIN` images each), a low quantile of the rungs they chose."
     if not 0 <= quantile <= 1 or bins < 1: raise ValueError(f"need bins >= 1 and a quantile in [0, 1], got {bins}, {quantile}")
     N = results[0].n_steps if results else 0
     ks = [resolve_t_skip(f, N) for f in fractions]
     keep = [r for i, r in enumerate(results) if not (skip is not None and skip[i])]
-    if len(keep) < bins: return FirstRungRule((), (0,))          # too few to learn from: every image starts at the top
+    bins = min(bins, len(keep) // MIN_PER_BIN)
+    if bins < 1: return FirstRungRule((), (0,))                  # too few to learn from: every image starts at the top
     p = np.clip([r.p_original for r in keep], 1e-7, 1 - 1e-7)
     m = np.abs(np.log(p / (1 - p)))
     a = np.array([ks.index(r.t_skip) if r.flipped else len(ks) - 1 for r in keep])
