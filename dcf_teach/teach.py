@@ -35,8 +35,8 @@ log = get_logger(__name__)
 __all__ = ['log', 'STAGE_DIR', 'STAGES', 'TEACH_FILE', 'ENCODER_STEPS', 'TARGET_SEPARATION', 'DECK_SET', 'WEAK_NCM',
            'BENCH_FIGURES', 'Stage', 'stage_record', 'duration', 'run_stages', 'data_fingerprint',
            'weights_fingerprint', 'TeachConfig', 'TeachRun', 'deck_edit', 'check_teach', 'decoder_minutes',
-           'copy_folder', 'unet_seconds', 'search_estimate', 'tuner', 'explore_notebook', 'teach_stages', 'teach',
-           'teach_summary', 'explore']
+           'copy_folder', 'unet_seconds', 'search_estimate', 'tuner', 'direction_gap', 'explore_notebook',
+           'teach_stages', 'teach', 'teach_summary', 'explore']
 
 # %% ../nbs/60_teach.ipynb #9af72724
 STAGE_DIR = 'stages' # OUT/stages/<stage>.json: one record per stage
@@ -462,6 +462,18 @@ def _tune_options(r: TeachRun) -> dict:
 def _tune_output(r: TeachRun) -> str | None:
     return json_sha256(_edit_defaults(r))[:16] if (r.model_dir / 'dcf_teach.json').is_file() else None
 
+def direction_gap(row: dict, # a tuner row with `by_direction` success and its standard error per direction
+                  least: float = 0.1, # smaller gaps are not reported
+                 ) -> str | None:
+    "A one-line note when one direction's validation success is lower by ≥ `least` and by more than one standard error."
+    d = row.get('by_direction') or {}
+    if len(d) != 2: return None
+    (wa, a), (wb, b) = sorted(d.items(), key=lambda kv: kv[1]['success'])
+    se = math.hypot(a.get('success_se') or 0, b.get('success_se') or 0)
+    if b['success'] - a['success'] < max(least, se): return None
+    return (f"{wa} edits flip the oracle on {a['success']:.2f} of the validation images, {wb} on {b['success']:.2f}: often a "
+            "decoder that draws one class less well; a larger --budget trains it longer (README, 'Both directions alike')")
+
 def _tune_run(r: TeachRun, resume: bool) -> dict:
     if not r.cfg.tune: return {'status': 'off', 'edit_defaults': _edit_defaults(r)}
     t = tuner()
@@ -476,8 +488,10 @@ def _tune_run(r: TeachRun, resume: bool) -> dict:
                  n_steps=deck_edit(r.deck_params).n_steps, classes=r.sorted_classes, device=r.cfg.device, cache=r.cache,
                  progress=r.cfg.progress)
     t.write_tuned(r.model_dir, res)
+    gap = direction_gap(res.rows[res.chosen])
+    if gap: log.warning(f"tune: {gap}")
     return {'status': 'tuned', 'edit_defaults': _edit_defaults(r), 'settings_tried': len(res.rows),
-            'chosen': {k: v for k, v in res.rows[res.chosen].items() if k not in ('outcome',)}}
+            'chosen': {k: v for k, v in res.rows[res.chosen].items() if k not in ('outcome',)}, 'direction_gap': gap}
 
 def _tune_estimate(r: TeachRun) -> str:
     t = tuner()
