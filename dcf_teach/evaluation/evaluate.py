@@ -31,8 +31,8 @@ log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'CHANGED', 'HeldOut', 'held_out_images', 'dataset_bank', 'ImageRecord', 'evaluate', 'EvalResult',
-           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup', 'check_abort', 'validation_abort_rule',
-           'check_first_rung', 'validation_first_rung_rule']
+           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup', 'check_abort', 'validation_images',
+           'validation_abort_rule', 'check_first_rung', 'validation_first_rung_rule']
 
 # %% ../../nbs/30a_evaluation.evaluate.ipynb #35b7068d
 @dataclass(frozen=True, eq=False)
@@ -408,6 +408,17 @@ def check_abort(abort: int, # validation images of the rule (0: off)
     if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
     if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
 
+def validation_images(c: Components, # the models (their resolution)
+                      data: EvalDataset, # the dataset (its validation split is used)
+                      bank, # `DirectionBank` over the same two classes
+                      n: int, # images, half each way
+                      option: str, # the option whose rule they calibrate (named in the error)
+                     ) -> tuple:
+    "(`HeldOut`, directions [n,D]) of `n` validation images for a calibrated rule, or a one-line `UserError` naming `option`."
+    try: val = held_out_images(data.split('val', resolution=c.resolution), n)
+    except (ValueError, UserError) as e: raise UserError(f"{option} {n}: the validation split cannot give {n} images ({e})") from None
+    return val, torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+
 def validation_abort_rule(c: Components, # the models
                           data: EvalDataset, # the dataset (its validation split is used)
                           bank, # `DirectionBank` over the same two classes
@@ -417,9 +428,7 @@ def validation_abort_rule(c: Components, # the models
                           progress: bool = False, # progress bars
                          ) -> AbortRule:
     "An early-abort rule calibrated on `n` images of `data`'s validation split (never the held-out test images)."
-    try: val = held_out_images(data.split('val', resolution=c.resolution), n)
-    except (ValueError, UserError) as e: raise UserError(f"--abort {n}: the validation split cannot give {n} images ({e})") from None
-    dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+    val, dirs = validation_images(c, data, bank, n, '--abort')
     return calibrate_abort(c, val.images, dirs, oracle, edit, progress=progress)
 
 # %% ../../nbs/30a_evaluation.evaluate.ipynb #8eed9500
@@ -443,9 +452,7 @@ def validation_first_rung_rule(c: Components, # the models
                                batch_size: int = 32, # images per search batch
                               ) -> FirstRungRule:
     "A first-rung rule from the released search on `n` images of `data`'s validation split (never the held-out test images)."
-    try: val = held_out_images(data.split('val', resolution=c.resolution), n)
-    except (ValueError, UserError) as e: raise UserError(f"--first-rung {n}: the validation split cannot give {n} images ({e})") from None
-    dirs = torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
+    val, dirs = validation_images(c, data, bank, n, '--first-rung')
     res = [r for i in range(0, len(val), batch_size)
            for r in minimal_edit_search(c, val.images[i:i + batch_size], dirs[i:i + batch_size], oracle, edit, progress=progress)]
     skip = [(r.p_original > 0.5) == (t == 1) for r, t in zip(res, val.targets)]   # the fast search starts these at the last rung
