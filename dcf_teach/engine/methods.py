@@ -231,7 +231,7 @@ def make_method(name: str, # a key of `METHODS`
     "The method called `name`, stopping on `oracle` (guided by `guide` where it needs one)."
     if name not in METHODS: raise UserError(f"method {name!r} is not available (use {', '.join(METHODS)})")
     if abort is not None and name in GUIDED: raise UserError(f"an abort rule stops T_skip tries; {name} has none")
+    if first_rung is not None and name in GUIDED: raise UserError(f"a first-rung rule starts T_skip searches; {name} has none")
     if name == 'dvce': return DVCE(oracle, guide, robust)
     if name == 'rcsb': return RCSB(oracle, guide)
-    if first_rung is not None and name in GUIDED: raise UserError(f"a first-rung rule starts T_skip searches; {name} has none")
     return METHODS[name](oracle, search, abort, first_rung)
