@@ -148,6 +148,11 @@ class TuneResult:
 
     def json(self) -> str: return json.dumps(self.as_dict(), indent=1, allow_nan=False, ensure_ascii=False)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> 'TuneResult':
+        "Back from `as_dict` (a model folder's `edit_defaults_tuned`)."
+        return cls(d['settings'], tuple(d['rows']), d['chosen'], d['rule'], d['info'])
+
 # %% ../../nbs/31d_evaluation.tune.ipynb #fa7a8fb9
 def _figures(records, targets) -> dict:
     "Success, mean P(target), LPIPS over the flipped, and the standard errors of success and P(target), of some records."

@@ -26,7 +26,7 @@ from ..data.folder import load_dataset
 # %% auto #0
 __all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet', 'precompute_embeddings',
            'decoder_loss', 'train_decoder', 'cpu_float32', 'export_model', 'model_card', 'resumed_config',
-           'train_model']
+           'train_model', 'kept_edit_settings']
 
 # %% ../../nbs/41_train.decoder.ipynb #82728c00
 def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm' (training)
@@ -280,6 +280,9 @@ def model_card(meta: dict, # run metadata (name, data, classes, encoder/decoder 
         if sizes:
             L += ["## Files", "", *[f"- `{k}`: {v / 1e6:.2f} MB" for k, v in sizes.items()],
                   f"- total weights: {sum(sizes.values()) / 1e6:.2f} MB", ""]
+    if meta.get('edit_defaults_tuned'):   # the section `dcf-teach tune` wrote, kept when a resumed run rewrites the card
+        from dcf_teach.evaluation.tune import TuneResult, card_section
+        L += [card_section(TuneResult.from_dict(meta['edit_defaults_tuned']))]
     L += ["## Bench", "", meta.get('bench', "Bench figures are added by `dcf-teach bench` runs."), ""]
     return '\n'.join(L)
 
@@ -351,7 +354,7 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
     vs = sets['val'] if len(sets['val']) else sets['test'] if len(sets['test']) else tr
     vx, vy = load_images(vs)
     meta = {'name': name or out.name, 'data': str(data), **_data_info(data), 'classes': tr.classes,
-            'split_counts': {s: len(d) for s, d in sets.items()}}
+            'split_counts': {s: len(d) for s, d in sets.items()}, **(kept_edit_settings(out) if resume else {})}
     # stage 1: the encoder
     t0 = time.time()
     enc, chk_val, hist = train_encoder(tx, encoder, val=(tx, ty, vx, vy, tr.classes), state_path=work/'encoder_state',
@@ -393,3 +396,15 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
                   checkpoint_minutes=checkpoint_minutes, on_checkpoint=on_ckpt, device=device, precision=precision)
     meta['wall_minutes_this_run'] = (time.time() - t0) / 60
     return meta
+
+def kept_edit_settings(out: str | Path, # a model folder a resumed run writes again
+                      ) -> dict:
+    "The folder's recommended edit settings (`edit_defaults`, and `tune`'s record of them), which a resumed run keeps."
+    try: old = json.loads((Path(out)/MODEL_META_FILE).read_text())
+    except (OSError, ValueError): return {}
+    kept = {k: old[k] for k in ('edit_defaults', 'edit_defaults_tuned') if k in old}
+    if 'edit_defaults_tuned' in kept:
+        _log.warning(f"{out}: keeping its tuned edit settings, which were chosen for the weights before this run; "
+                     f"run `dcf-teach tune --model {out}` again to choose them for the new weights")
+    return kept
+
