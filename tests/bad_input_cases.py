@@ -363,6 +363,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
     add('tune-data-too-few', ['tune', '--model', 'kikibouba', '--data', 'ds', '--dry-run', '--n', '100'], '--n')
     add('tune-classes-wrong', [*p, '--classes', 'a,b'], '--classes')
     add('tune-oracle-missing', [*p, '--oracle', 'nooracle'], 'nooracle')
+    add('tune-check-gt-no-ground-truth', ['tune', '--model', 'kikibouba', '--data', 'ds', '--dry-run', '--n', '2', '--check-ground-truth', '4'], 'no ground truth')
+    add('tune-check-gt-one', [*p, '--check-ground-truth', '1'], '--check-ground-truth')
     C += _num(p, '--n', ['1'])
     C += _num(p, '--omegas', ['0', 'x'])
     C += _num(p, '--inversions', ['bogus'])

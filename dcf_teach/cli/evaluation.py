@@ -25,7 +25,9 @@ from ..evaluation.evaluate import check_first_rung
 from ..evaluation.scale import scaling_benchmark, scaling_table
 from ..engine.settings import N_STEPS
 from ..data.folder import load_dataset
-from ..evaluation.tune import DEFAULT_GRID, SelectionRule, check_grid, check_model_dir, tune, write_tuned
+from ..evaluation.tune import (DEFAULT_GRID, SelectionRule, check_grid, check_model_dir, ground_truth_check,
+                                       ground_truth_table, tune, write_tuned)
+from ..data.registry import ground_truth_of
 
 # %% auto #0
 __all__ = ['GRID_OPTIONS', 'bench_cli', 'compare_cli', 'generate_cli', 'bench_scale_cmd', 'tune_cli', 'doctor_cli']
@@ -216,10 +218,12 @@ def _check_val(data, classes, n: int, opt: str = '--data'):
 @click.option('--device', default='cpu', show_default=True, help="Torch device ('auto' picks CUDA if present).")
 @click.option('--cache', default=None, type=click.Path(path_type=Path), help='Cache folder (default: $DCF_TEACH_CACHE or ~/.cache/dcf_teach).')
 @click.option('--dry-run', is_flag=True, help='Print the table and the choice; write nothing into the model folder.')
+@click.option('--check-ground-truth', 'check_gt', default=0, show_default=True, type=click.IntRange(0),
+              help='Then run every setting on this many held-out test images with ground truth (kikibouba, accretion): the choice\'s flip rate against the grid\'s best (0: no check).')
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as one JSON object.')
 @click.option('--out', default=None, type=click.Path(path_type=Path), help='Also write the result as JSON here.')
 def tune_cli(model, data, oracle, classes, n, omegas, inversions, starts, min_confidences, max_control, tolerance, n_steps, seed,
-             batch_size, device, cache, dry_run, as_json, out):
+             batch_size, device, cache, dry_run, check_gt, as_json, out):
     "Choose edit settings on validation images (no ground truth needed) and write them into the model folder."
     grid = check_grid(dict(omega=omegas, inversion=inversions, start=starts, min_confidence=min_confidences), GRID_OPTIONS.get)
     if out is not None:
@@ -230,17 +234,26 @@ def tune_cli(model, data, oracle, classes, n, omegas, inversions, starts, min_co
     if dry_run: check_model(model)
     else: check_model_dir(model)
     _check_val(data, classes, n)
+    if check_gt:
+        if check_gt < 2: raise UserError(f"--check-ground-truth must be 0 (off) or at least 2 test images, got {check_gt}")
+        if ground_truth_of(data) is None:
+            raise UserError(f"--check-ground-truth: {data} has no ground truth (only kikibouba and accretion, or folders they generated, have one)")
+        check_dataset_spec(data, classes, '--data', n=check_gt, n_opt='--check-ground-truth')
     r = tune(model, data, oracle, grid, n, seed, SelectionRule(max_control, tolerance), n_steps, classes, device, cache,
              batch_size, progress=sys.stderr.isatty())
     if not dry_run: write_tuned(model, r)
-    if out is not None: write_text_atomic(out, r.json() + '\n')
-    if as_json: click.echo(r.json()); return
+    gt = (ground_truth_check(r, model, data, oracle, check_gt, device, cache, batch_size, progress=sys.stderr.isatty())
+          if check_gt else None)
+    res = r.as_dict() | ({'ground_truth': gt} if gt else {})
+    if out is not None: write_text_atomic(out, json.dumps(res, indent=1, allow_nan=False, ensure_ascii=False) + '\n')
+    if as_json: click.echo(json.dumps(res, indent=1, allow_nan=False, ensure_ascii=False)); return
     s = r.settings
     click.echo(r.table())
     click.echo(f"chose ω = {s['omega']:g}, '{s['inversion']}' inversion, T_skip from {s['t_skip_fractions'][0]:g}, stop at "
                f"{s['min_confidence']:g} ({len(r.rows)} settings on {r.info['n_images']} validation images, {r.info['wall_seconds']:g} s)")
     click.echo(f"rule: {r.rule['text']}")
     if not dry_run: click.echo(f"wrote edit_defaults into {model}/dcf_teach.json and the table into {model}/README.md")
+    if gt: click.echo(ground_truth_table(gt))
 
 # %% ../../nbs/94_cli.evaluation.ipynb #801c73de
 @click.command('doctor', cls=Command)

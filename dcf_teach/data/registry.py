@@ -24,7 +24,7 @@ log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'DATA_SEED', 'N_PER_CLASS', 'NAMED_DATASETS', 'GENERATORS', 'IDENTITY_FACTORS', 'EvalDataset',
-           'resolve_dataset', 'measure_ground_truth', 'identity_change']
+           'ground_truth_of', 'resolve_dataset', 'measure_ground_truth', 'identity_change']
 
 # %% ../../nbs/04a_data.registry.ipynb #8e432e9e
 DATA_SEED = 0 # seed of the generated datasets (the default models were trained on seed-0 data)
@@ -78,6 +78,18 @@ def _two(classes, name) -> tuple:
     return tuple(cls)
 
 # %% ../../nbs/04a_data.registry.ipynb #6d553b05
+def _generated_as(folder: Path) -> str | None:
+    "The named dataset a folder's dataset.json says generated it, or None."
+    try: return GENERATORS.get(json.loads((folder/'dataset.json').read_text()).get('generator'))
+    except (OSError, ValueError, AttributeError): return None
+
+def ground_truth_of(dataset: str | Path, # 'kikibouba', 'accretion', 'fashion-mnist' or a folder
+                   ) -> str | None:
+    "The ground-truth measurement of a dataset ('kikibouba', 'accretion'), or None; nothing is generated or loaded."
+    key = str(dataset).strip().lower()
+    kind = key if key in NAMED_DATASETS else _generated_as(Path(dataset).expanduser())
+    return NAMED_DATASETS.get(kind, {}).get('ground_truth')
+
 def resolve_dataset(name: str | Path, # 'kikibouba', 'accretion', 'fashion-mnist' or an ImageFolder / CSV
                     classes: str | Sequence[str] | None = None, # two classes ('a,b' or a list); default: the dataset's
                     cache: str | Path | None = None, # cache folder (default: `default_cache_dir()`)
@@ -104,11 +116,7 @@ def resolve_dataset(name: str | Path, # 'kikibouba', 'accretion', 'fashion-mnist
     ds = load_dataset(p, classes=list(classes) if classes else None)
     if len(ds.classes) != 2:
         raise UserError(f"--dataset {name} has {len(ds.classes)} classes ({', '.join(ds.classes)}); choose two with --classes A,B")
-    kind = None
-    if (p/'dataset.json').is_file():
-        try: kind = GENERATORS.get(json.loads((p/'dataset.json').read_text()).get('generator'))
-        except (ValueError, AttributeError): kind = None
-    spec = NAMED_DATASETS.get(kind, {})
+    spec = NAMED_DATASETS.get(_generated_as(p), {})
     return EvalDataset(str(name), p, tuple(ds.classes), spec.get('model', 'default'), '-'.join(ds.classes),
                        spec.get('ground_truth'))
 

@@ -24,7 +24,8 @@ log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'LADDER', 'DEFAULT_GRID', 'COLUMNS', 'CARD_HEADING', 'search_fractions', 'check_grid', 'SelectionRule',
-           'TuneResult', 'tune', 'card_section', 'check_model_dir', 'write_tuned', 'ground_truth_check']
+           'TuneResult', 'tune', 'card_section', 'check_model_dir', 'write_tuned', 'ground_truth_check',
+           'ground_truth_table']
 
 # %% ../../nbs/31d_evaluation.tune.ipynb #1da8f6d5
 LADDER = (0.96, 0.92, 0.88, 0.84, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0) # T_skip fractions below a start
@@ -323,3 +324,19 @@ def ground_truth_check(result: TuneResult, # from `tune`
                          chosen_gt_flip_rate=c['gt_flip_rate'], chosen_control=ctl['success_ratio'],
                          best_gt_flip_rate=best['gt_flip_rate'], best=rows.index(best),
                          gap=best['gt_flip_rate'] - c['gt_flip_rate'], wall_seconds=round(time.perf_counter() - t0, 1)))
+
+def ground_truth_table(check: dict, # from `ground_truth_check`
+                      ) -> str:
+    "The ground-truth check as Markdown: each setting's flip rates (the choice in bold), then the choice against the grid's best."
+    dirs = sorted({d for r in check['rows'] for d in r['by_direction']})
+    fmt = lambda v, f='{:.2f}': '–' if v is None else f.format(v)
+    out = ['| ω | inversion | start | stop at | GT flips | ' + ' | '.join(f'GT {d}' for d in dirs) + ' | success | LPIPS |',
+           '|' + '---|' * (7 + len(dirs))]
+    for i, r in enumerate(check['rows']):
+        cells = [f"{r['omega']:g}", r['inversion'], f"{r['start']:g}", f"{r['min_confidence']:g}", fmt(r['gt_flip_rate']),
+                 *[fmt(r['by_direction'].get(d)) for d in dirs], fmt(r['success']), fmt(r['lpips'], '{:.3f}')]
+        out.append('| ' + ' | '.join(f'**{c}**' if i == check['chosen'] else c for c in cells) + ' |')
+    out += ['', f"ground truth on {check['n_images']} test images of {check['data']}: the choice flips {check['chosen_gt_flip_rate']:.2f} "
+                f"(its ω = 0 control {check['chosen_control']:.2f}), the grid's best {check['best_gt_flip_rate']:.2f}: gap {check['gap']:.2f}"]
+    return '\n'.join(out)
+
