@@ -21,7 +21,7 @@ from ..engine.methods import GUIDED, METHODS, SEARCHES
 from ..evaluation.bench import _summary, run_bench, save_grid
 from ..evaluation.compare import run_compare, write_compare
 from ..evaluation.generate import distributed_state, generate, merge_records
-from ..evaluation.evaluate import check_first_rung
+from ..evaluation.calibration import check_first_rung
 from ..evaluation.scale import scaling_benchmark, scaling_table
 from ..engine.settings import N_STEPS
 from ..data.folder import load_dataset

@@ -17,8 +17,8 @@ from ..engine.settings import EditSettings
 from ..engine.methods import GUIDED, make_method
 from .compare import build_method, control_of
 from ..data.registry import N_PER_CLASS
-from .evaluate import (EvalResult, HeldOut, check_abort, check_first_rung, evaluate, evaluate_setup, prepare,
-                                           reconstruction_errors, validation_abort_rule, validation_first_rung_rule)
+from .evaluate import EvalResult, HeldOut, evaluate, evaluate_setup, prepare, reconstruction_errors
+from .calibration import check_abort, check_first_rung, validation_abort_rule, validation_first_rung_rule
 from .cache import jsonable
 from ..engine.search import AbortRule
 

@@ -17,8 +17,8 @@ import torch
 from ..core import UserError, content_hash, default_cache_dir, discard_entry, get_logger
 from ..engine.models import Components, decode_latents, load_components
 from ..engine.settings import EditSettings
-from ..engine.search import AbortRule, FirstRungRule, calibrate_abort, calibrate_first_rung, minimal_edit_search, oracle_probs
-from ..engine.methods import GUIDED, CounterfactualMethod, DIFFusion, EditRequest
+from ..engine.search import oracle_probs
+from ..engine.methods import CounterfactualMethod, DIFFusion, EditRequest
 from ..data.registry import N_PER_CLASS, EvalDataset, IDENTITY_FACTORS, identity_change, measure_ground_truth, resolve_dataset
 from ..judge.metrics import image_metrics
 from .cache import RecordCache, bank_fingerprint, jsonable, model_fingerprint, oracle_fingerprint, record_key
@@ -31,8 +31,7 @@ log = get_logger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'CHANGED', 'HeldOut', 'held_out_images', 'dataset_bank', 'ImageRecord', 'evaluate', 'EvalResult',
-           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup', 'check_abort', 'validation_images',
-           'validation_abort_rule', 'check_first_rung', 'validation_first_rung_rule']
+           'reconstruction_errors', 'EvalSetup', 'prepare', 'evaluate_setup']
 
 # %% ../../nbs/30a_evaluation.evaluate.ipynb #35b7068d
 @dataclass(frozen=True, eq=False)
@@ -399,61 +398,3 @@ def evaluate_setup(setup: EvalSetup, # from `prepare`
     "`evaluate` on a prepared setup (cached in `setup.cache`)."
     return evaluate(setup.components, setup.held, setup.bank, setup.oracle, edit, setup.data.ground_truth,
                     batch_size, setup.cache, progress, method)
-
-# %% ../../nbs/30a_evaluation.evaluate.ipynb #a6757080
-def check_abort(abort: int, # validation images of the rule (0: off)
-                method: str = 'diffusion', # a key of `engine.methods.METHODS`
-               ):
-    "Refuse an `--abort` that is neither 0 nor ≥ 2, or one asked of a guided method."
-    if abort and method in GUIDED: raise UserError(f"--abort stops T_skip tries early; {method} has none")
-    if abort < 0 or abort == 1: raise UserError(f"--abort must be 0 (off) or at least 2 validation images, got {abort}")
-
-def validation_images(c: Components, # the models (their resolution)
-                      data: EvalDataset, # the dataset (its validation split is used)
-                      bank, # `DirectionBank` over the same two classes
-                      n: int, # images, half each way
-                      option: str, # the option whose rule they calibrate (named in the error)
-                     ) -> tuple:
-    "(`HeldOut`, directions [n,D]) of `n` validation images for a calibrated rule, or a one-line `UserError` naming `option`."
-    try: val = held_out_images(data.split('val', resolution=c.resolution), n)
-    except (ValueError, UserError) as e: raise UserError(f"{option} {n}: the validation split cannot give {n} images ({e})") from None
-    return val, torch.stack([bank.direction(s, t) for s, t in zip(val.sources, val.targets)])
-
-def validation_abort_rule(c: Components, # the models
-                          data: EvalDataset, # the dataset (its validation split is used)
-                          bank, # `DirectionBank` over the same two classes
-                          oracle: Callable, # the judge
-                          edit: EditSettings, # the resolved edit settings
-                          n: int, # validation images, half each way
-                          progress: bool = False, # progress bars
-                         ) -> AbortRule:
-    "An early-abort rule calibrated on `n` images of `data`'s validation split (never the held-out test images)."
-    val, dirs = validation_images(c, data, bank, n, '--abort')
-    return calibrate_abort(c, val.images, dirs, oracle, edit, progress=progress)
-
-# %% ../../nbs/30a_evaluation.evaluate.ipynb #8eed9500
-def check_first_rung(first_rung: int, # validation images of the rule (0: off)
-                     search: str, # the minimal-edit search asked for
-                     method: str = 'diffusion', # a key of `engine.methods.METHODS`
-                    ):
-    "Refuse a `--first-rung` that is neither 0 nor ≥ 4, or one without the 'fast' search or for a guided method."
-    if not first_rung: return
-    if method in GUIDED: raise UserError(f"--first-rung starts T_skip searches; {method} has none")
-    if search != 'fast': raise UserError(f"--first-rung {first_rung}: a predicted first rung needs --search fast")
-    if first_rung < 4: raise UserError(f"--first-rung must be 0 (off) or at least 4 validation images, got {first_rung}")
-
-def validation_first_rung_rule(c: Components, # the models
-                               data: EvalDataset, # the dataset (its validation split is used)
-                               bank, # `DirectionBank` over the same two classes
-                               oracle: Callable, # the judge
-                               edit: EditSettings, # the resolved edit settings
-                               n: int, # validation images, half each way
-                               progress: bool = False, # progress bars
-                               batch_size: int = 32, # images per search batch
-                              ) -> FirstRungRule:
-    "A first-rung rule from the released search on `n` images of `data`'s validation split (never the held-out test images)."
-    val, dirs = validation_images(c, data, bank, n, '--first-rung')
-    res = [r for i in range(0, len(val), batch_size)
-           for r in minimal_edit_search(c, val.images[i:i + batch_size], dirs[i:i + batch_size], oracle, edit, progress=progress)]
-    skip = [(r.p_original > 0.5) == (t == 1) for r, t in zip(res, val.targets)]   # the fast search starts these at the last rung
-    return calibrate_first_rung(res, edit.resolve(c).t_skip_fractions, skip)

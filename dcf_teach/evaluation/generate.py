@@ -19,8 +19,8 @@ from ..engine.settings import EditSettings
 from ..engine.counterfactual import save_png_atomic
 from ..data.registry import resolve_dataset
 from ..judge.oracle import load_oracle
-from .evaluate import (HeldOut, check_abort, check_first_rung, dataset_bank, evaluate, validation_abort_rule,
-                                           validation_first_rung_rule)
+from .evaluate import HeldOut, dataset_bank, evaluate
+from .calibration import check_abort, check_first_rung, validation_abort_rule, validation_first_rung_rule
 from .compare import build_method
 from ..engine.methods import GUIDED, make_method
 from ..engine.search import AbortRule, FirstRungRule
