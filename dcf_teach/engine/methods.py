@@ -80,8 +80,8 @@ class TSkipSearch:
     name, start, embedding = 'tskip-search', 'inversion', 'shift'
     def __init__(self, oracle: Callable, # images [n,3,H,W] in [0,1] -> P(class 1) [n]: the verdict the search stops on
                  search: str = 'linear', # one of `SEARCHES`
-                 abort: AbortRule | None = None, # stop tries early that will not flip (`search.calibrate_abort`); None: every try in full
-                 first_rung: FirstRungRule | None = None, # 'fast': each image's first rung from its margin (`search.calibrate_first_rung`)
+                 abort: AbortRule | None = None, # stop tries early that will not flip (`evaluation.calibration.calibrate_abort`); None: every try in full
+                 first_rung: FirstRungRule | None = None, # 'fast': each image's first rung from its margin (`evaluation.calibration.calibrate_first_rung`)
                 ):
         if search not in SEARCHES: raise UserError(f"search {search!r} is not available (use {' or '.join(SEARCHES)})")
         if first_rung is not None and search != 'fast': raise UserError("a first-rung rule needs the 'fast' search")

@@ -14,18 +14,15 @@ import math
 import numpy as np
 import torch
 
-from ..core import get_logger
 from .models import Components, decode_latents
 from .inversion import Inversion, extend_inversion, forward_noise, invert, regenerate, resolve_t_skip
 from .counterfactual import edit_embedding, prototype_embedding
 from .guided import composite, latent_mask
 from .settings import REFERENCE_FRACTIONS, EditSettings
 
-_log = get_logger(__name__)
-
 # %% auto #0
-__all__ = ['STARTS', 'EMBEDDINGS', 'ABORT_PROGRESS', 'MIN_PER_BIN', 'SearchResult', 'oracle_probs', 'minimal_edit_search',
-           'AbortRule', 'calibrate_abort', 'FirstRungRule', 'calibrate_first_rung']
+__all__ = ['STARTS', 'EMBEDDINGS', 'ABORT_PROGRESS', 'SearchResult', 'oracle_probs', 'minimal_edit_search', 'AbortRule',
+           'FirstRungRule']
 
 # %% ../../nbs/15_engine.search.ipynb #9e2ff2dd
 @dataclass(frozen=True, eq=False)
@@ -104,7 +101,7 @@ def minimal_edit_search(c: Components, # the models
                         embedding: str = 'shift', # 'shift': c' = ‖c‖(ĉ + ωd); 'prototype': c' = ‖c‖·d̂ (`directions` = target class means)
                         progress: bool = False, # tqdm bars
                         regions: torch.Tensor | None = None, # [B,1,R,R] masks: change only there ("change only here"; None: everywhere)
-                        abort: AbortRule | None = None, # stop tries early that will not flip (`calibrate_abort`); None: every try runs in full
+                        abort: AbortRule | None = None, # stop tries early that will not flip (`evaluation.calibration.calibrate_abort`); None: every try runs in full
                         starts: Sequence[int] | None = None, # rung (index into the fractions) each image tries first; None: the top one
                         patience: int | None = None, # stop looking for `min_confidence` this many rungs after the first flip; None: never
                        ) -> list[SearchResult]:
@@ -208,47 +205,6 @@ def _abort_hook(at: dict, c, oracle, images, reg, to_class1, stops: dict):
         return torch.as_tensor(s)
     return stop
 
-# %% ../../nbs/15_engine.search.ipynb #0e3e5af1
-def calibrate_abort(c: Components, # the models
-                    images: torch.Tensor, # [B,3,R,R] validation images in [0,1]
-                    directions: torch.Tensor, # [D] or [B,D] their edit directions (as for the search)
-                    oracle: Callable, # the oracle the search stops on
-                    edit: EditSettings = EditSettings(), # the edit settings the search will use (None: the model's)
-                    margin: float = 0.5, # τ_i = margin × the lowest P(target | x̂0) of a flipping try at checkpoint i
-                    start: str = 'inversion', # as in `minimal_edit_search`
-                    embedding: str = 'shift', # as in `minimal_edit_search`
-                    progress: bool = False, # tqdm bars
-                    checkpoints: tuple = ABORT_PROGRESS, # the rule's checkpoints
-                   ) -> AbortRule:
-    "An `AbortRule` from validation images: every try run in full, thresholds below what any flipping try showed."
-    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
-    e = edit.resolve(c); B, N = len(images), e.n_steps
-    ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
-    d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
-    to1 = oracle_probs(oracle, images) <= 0.5
-    inv = (invert(c, images, N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, min(ks), e.seed, progress=progress)
-           if start == 'inversion' else forward_noise(c, images, N, e.seed))
-    emb = edit_embedding(inv.embeds, d, omega=e.omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d)
-    low = np.ones(len(checkpoints))
-    for k in ks:
-        L = N - k
-        if L < 1: continue
-        at = {}
-        for i, r in enumerate(checkpoints): at.setdefault(k + min(L - 1, math.ceil(r * L)), []).append(i)
-        seen = np.ones((B, len(checkpoints)))
-        def look(j, x0, rows):
-            if j in at:
-                r = rows.cpu().numpy(); q = oracle_probs(oracle, decode_latents(c, x0))
-                for i in at[j]: seen[r, i] = np.where(to1[r], q, 1 - q)
-            return torch.zeros(len(rows), dtype=torch.bool)
-        x, _ = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress, stop=look)
-        q = oracle_probs(oracle, decode_latents(c, x))
-        flip = np.where(to1, q, 1 - q) > 0.5
-        if flip.any(): low = np.minimum(low, seen[flip].min(0))
-    below = tuple(float(margin * l) if l < 1 else 0.0 for l in low)   # a checkpoint no flipping try reached: never stop there
-    _log.info("abort rule from %d validation images: %s", B, AbortRule(below, tuple(checkpoints)).fingerprint())
-    return AbortRule(below, tuple(checkpoints))
-
 # %% ../../nbs/15_engine.search.ipynb #251174b4
 @dataclass(frozen=True)
 class FirstRungRule:
@@ -271,28 +227,3 @@ class FirstRungRule:
     def as_dict(self) -> dict: return {'edges': list(self.edges), 'rungs': list(self.rungs)}
     @classmethod
     def from_dict(cls, d: dict) -> 'FirstRungRule': return cls(tuple(float(e) for e in d['edges']), tuple(int(r) for r in d['rungs']))
-
-MIN_PER_BIN = 10 # validation images per margin bin at least (fewer bins where there are fewer images)
-
-def calibrate_first_rung(results: Sequence[SearchResult], # the released search ('linear') on validation images
-                         fractions: Sequence[float], # the T_skip fractions it tried (its ladder)
-                         skip: Sequence[bool] | None = None, # images to leave out (those the fast search starts at the last rung)
-                         bins: int = 4, # margin bins, at the quantiles of the validation margins
-                         quantile: float = 0.2, # first rung of a bin: this quantile of its images' answers (low: rarely past the answer)
-                        ) -> FirstRungRule:
-    "A `FirstRungRule` from validation searches: per margin bin (≥ `MIN_PER_BIN` images each), a low quantile of the rungs they chose."
-    if not 0 <= quantile <= 1 or bins < 1: raise ValueError(f"need bins >= 1 and a quantile in [0, 1], got {bins}, {quantile}")
-    N = results[0].n_steps if results else 0
-    ks = [resolve_t_skip(f, N) for f in fractions]
-    keep = [r for i, r in enumerate(results) if not (skip is not None and skip[i])]
-    bins = min(bins, len(keep) // MIN_PER_BIN)
-    if bins < 1: return FirstRungRule((), (0,))                  # too few to learn from: every image starts at the top
-    p = np.clip([r.p_original for r in keep], 1e-7, 1 - 1e-7)
-    m = np.abs(np.log(p / (1 - p)))
-    a = np.array([ks.index(r.t_skip) if r.flipped else len(ks) - 1 for r in keep])
-    edges = np.quantile(m, np.linspace(0, 1, bins + 1)[1:-1])
-    b = np.searchsorted(edges, m, side='right')
-    rungs = np.maximum.accumulate([int(np.floor(np.quantile(a[b == i], quantile))) if (b == i).any() else 0 for i in range(bins)])
-    rule = FirstRungRule(tuple(float(e) for e in edges), tuple(int(r) for r in rungs))
-    _log.info("first-rung rule from %d validation images: %s", len(keep), rule.fingerprint())
-    return rule

@@ -6,20 +6,95 @@ Docs: https://dcf-teach.github.io/dcf_teach/evaluation.calibration.html.md"""
 
 # %% ../../nbs/30c_evaluation.calibration.ipynb #d54d1240
 from __future__ import annotations
-from typing import Callable
+import math
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
-from ..core import UserError
-from ..engine.models import Components
+from ..core import UserError, get_logger
+from ..engine.models import Components, decode_latents
 from ..engine.settings import EditSettings
-from ..engine.search import AbortRule, FirstRungRule, calibrate_abort, calibrate_first_rung, minimal_edit_search
+from ..engine.inversion import forward_noise, invert, regenerate, resolve_t_skip
+from ..engine.counterfactual import edit_embedding, prototype_embedding
+from ..engine.search import (ABORT_PROGRESS, AbortRule, FirstRungRule, SearchResult, minimal_edit_search,
+                                     oracle_probs)
 from ..engine.methods import GUIDED
 from ..data.registry import EvalDataset
 from .evaluate import held_out_images
 
+_log = get_logger(__name__)
+
 # %% auto #0
-__all__ = ['check_abort', 'validation_images', 'validation_abort_rule', 'check_first_rung', 'validation_first_rung_rule']
+__all__ = ['MIN_PER_BIN', 'calibrate_abort', 'calibrate_first_rung', 'check_abort', 'validation_images', 'validation_abort_rule',
+           'check_first_rung', 'validation_first_rung_rule']
+
+# %% ../../nbs/30c_evaluation.calibration.ipynb #8c037d4c
+def calibrate_abort(c: Components, # the models
+                    images: torch.Tensor, # [B,3,R,R] validation images in [0,1]
+                    directions: torch.Tensor, # [D] or [B,D] their edit directions (as for the search)
+                    oracle: Callable, # the oracle the search stops on
+                    edit: EditSettings = EditSettings(), # the edit settings the search will use (None: the model's)
+                    margin: float = 0.5, # τ_i = margin × the lowest P(target | x̂0) of a flipping try at checkpoint i
+                    start: str = 'inversion', # as in `minimal_edit_search`
+                    embedding: str = 'shift', # as in `minimal_edit_search`
+                    progress: bool = False, # tqdm bars
+                    checkpoints: tuple = ABORT_PROGRESS, # the rule's checkpoints
+                   ) -> AbortRule:
+    "An `AbortRule` from validation images: every try run in full, thresholds below what any flipping try showed."
+    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
+    e = edit.resolve(c); B, N = len(images), e.n_steps
+    ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
+    d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
+    to1 = oracle_probs(oracle, images) <= 0.5
+    inv = (invert(c, images, N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, min(ks), e.seed, progress=progress)
+           if start == 'inversion' else forward_noise(c, images, N, e.seed))
+    emb = edit_embedding(inv.embeds, d, omega=e.omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d)
+    low = np.ones(len(checkpoints))
+    for k in ks:
+        L = N - k
+        if L < 1: continue
+        at = {}
+        for i, r in enumerate(checkpoints): at.setdefault(k + min(L - 1, math.ceil(r * L)), []).append(i)
+        seen = np.ones((B, len(checkpoints)))
+        def look(j, x0, rows):
+            if j in at:
+                r = rows.cpu().numpy(); q = oracle_probs(oracle, decode_latents(c, x0))
+                for i in at[j]: seen[r, i] = np.where(to1[r], q, 1 - q)
+            return torch.zeros(len(rows), dtype=torch.bool)
+        x, _ = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress, stop=look)
+        q = oracle_probs(oracle, decode_latents(c, x))
+        flip = np.where(to1, q, 1 - q) > 0.5
+        if flip.any(): low = np.minimum(low, seen[flip].min(0))
+    below = tuple(float(margin * l) if l < 1 else 0.0 for l in low)   # a checkpoint no flipping try reached: never stop there
+    _log.info("abort rule from %d validation images: %s", B, AbortRule(below, tuple(checkpoints)).fingerprint())
+    return AbortRule(below, tuple(checkpoints))
+
+# %% ../../nbs/30c_evaluation.calibration.ipynb #66baaf7d
+MIN_PER_BIN = 10 # validation images per margin bin at least (fewer bins where there are fewer images)
+
+def calibrate_first_rung(results: Sequence[SearchResult], # the released search ('linear') on validation images
+                         fractions: Sequence[float], # the T_skip fractions it tried (its ladder)
+                         skip: Sequence[bool] | None = None, # images to leave out (those the fast search starts at the last rung)
+                         bins: int = 4, # margin bins, at the quantiles of the validation margins
+                         quantile: float = 0.2, # first rung of a bin: this quantile of its images' answers (low: rarely past the answer)
+                        ) -> FirstRungRule:
+    "A `FirstRungRule` from validation searches: per margin bin (≥ `MIN_PER_BIN` images each), a low quantile of the rungs they chose."
+    if not 0 <= quantile <= 1 or bins < 1: raise ValueError(f"need bins >= 1 and a quantile in [0, 1], got {bins}, {quantile}")
+    N = results[0].n_steps if results else 0
+    ks = [resolve_t_skip(f, N) for f in fractions]
+    keep = [r for i, r in enumerate(results) if not (skip is not None and skip[i])]
+    bins = min(bins, len(keep) // MIN_PER_BIN)
+    if bins < 1: return FirstRungRule((), (0,))                  # too few to learn from: every image starts at the top
+    p = np.clip([r.p_original for r in keep], 1e-7, 1 - 1e-7)
+    m = np.abs(np.log(p / (1 - p)))
+    a = np.array([ks.index(r.t_skip) if r.flipped else len(ks) - 1 for r in keep])
+    edges = np.quantile(m, np.linspace(0, 1, bins + 1)[1:-1])
+    b = np.searchsorted(edges, m, side='right')
+    rungs = np.maximum.accumulate([int(np.floor(np.quantile(a[b == i], quantile))) if (b == i).any() else 0 for i in range(bins)])
+    rule = FirstRungRule(tuple(float(e) for e in edges), tuple(int(r) for r in rungs))
+    _log.info("first-rung rule from %d validation images: %s", len(keep), rule.fingerprint())
+    return rule
 
 # %% ../../nbs/30c_evaluation.calibration.ipynb #a6757080
 def check_abort(abort: int, # validation images of the rule (0: off)
