@@ -24,9 +24,9 @@ from ..engine.models import KANDINSKY_SCHEDULER_CONFIG, quiet_hf, encoder_finger
 from ..data.folder import load_dataset
 
 # %% auto #0
-__all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet', 'precompute_embeddings',
-           'decoder_loss', 'train_decoder', 'cpu_float32', 'export_model', 'model_card', 'resumed_config',
-           'train_model', 'kept_edit_settings']
+__all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'MIN_CHECK_PER_CLASS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet',
+           'precompute_embeddings', 'decoder_loss', 'train_decoder', 'cpu_float32', 'export_model', 'model_card',
+           'resumed_config', 'train_model', 'kept_edit_settings', 'check_images']
 
 # %% ../../nbs/41_train.decoder.ipynb #82728c00
 def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm' (training)
@@ -351,7 +351,7 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
     tr = sets['train']
     if len(tr) < 2: raise UserError(f"{data}: the train split has {len(tr)} images; need more")
     tx, ty = load_images(tr, progress)
-    vs = sets['val'] if len(sets['val']) else sets['test'] if len(sets['test']) else tr
+    vs = check_images(sets)
     vx, vy = load_images(vs)
     meta = {'name': name or out.name, 'data': str(data), **_data_info(data), 'classes': tr.classes,
             'split_counts': {s: len(d) for s, d in sets.items()}, **(kept_edit_settings(out) if resume else {})}
@@ -407,4 +407,16 @@ def kept_edit_settings(out: str | Path, # a model folder a resumed run writes ag
         _log.warning(f"{out}: keeping its tuned edit settings, which were chosen for the weights before this run; "
                      f"run `dcf-teach tune --model {out}` again to choose them for the new weights")
     return kept
+
+MIN_CHECK_PER_CLASS = 5 # images per class the encoder's embedding check needs at least
+
+def check_images(sets: dict, # split name -> `ImageDataset` ('train', 'val', 'test')
+                ) -> 'ImageDataset':
+    "The images the encoder's checkpoints are chosen on: the val split, or the train split where val has too few of a class."
+    tr, val = sets['train'], sets['val']
+    n = np.bincount(val.labels, minlength=len(tr.classes)) if len(val) else np.zeros(len(tr.classes), int)
+    if n.min() >= MIN_CHECK_PER_CLASS: return val
+    _log.warning(f"the val split has {int(n.min())} images of class {tr.classes[int(n.argmin())]!r} (fewer than {MIN_CHECK_PER_CLASS}); "
+                 "the encoder's checkpoints are chosen on its training images (it never sees their labels)")
+    return tr
 

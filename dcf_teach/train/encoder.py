@@ -483,7 +483,8 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
             c = check(); t_last = time.time()
             rec |= {k: c[k] for k in ('mean_separation_sd', 'min_separation_sd', 'mean_ncm_accuracy', 'mean_pairwise_cosine') if k in c}
             score = c.get('mean_separation_sd', -float('inf'))
-            if score > best_score:
+            if 'mean_separation_sd' not in c: best.load_state_dict(ema.state_dict())   # no class has two check images: keep the latest
+            elif score > best_score:
                 best_score, best_check = score, c | {'step': step}
                 best.load_state_dict(ema.state_dict())
             _log.info(f"encoder step {step}: loss {loss:.3f}, val separation {score:.2f} SD, "
