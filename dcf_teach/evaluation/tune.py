@@ -23,9 +23,9 @@ from .evaluate import EvalResult, EvalSetup, evaluate_setup, prepare
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'LADDER', 'DEFAULT_GRID', 'COLUMNS', 'CARD_HEADING', 'search_fractions', 'check_grid', 'SelectionRule',
-           'TuneResult', 'tune', 'card_section', 'check_model_dir', 'write_tuned', 'ground_truth_check',
-           'ground_truth_table']
+__all__ = ['log', 'LADDER', 'DEFAULT_GRID', 'COLUMNS', 'MIN_TUNE_IMAGES', 'CARD_HEADING', 'search_fractions', 'check_grid',
+           'SelectionRule', 'TuneResult', 'tune', 'card_section', 'check_model_dir', 'write_tuned',
+           'ground_truth_check', 'ground_truth_table']
 
 # %% ../../nbs/31d_evaluation.tune.ipynb #1da8f6d5
 LADDER = (0.96, 0.92, 0.88, 0.84, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0) # T_skip fractions below a start
@@ -185,6 +185,8 @@ def _setting(base: EditSettings, omega, inversion, start, min_confidence) -> Edi
     return dataclasses.replace(base, omega=float(omega), inversion=inversion, t_skip_fractions=search_fractions(start),
                                min_confidence=float(min_confidence))
 
+MIN_TUNE_IMAGES = 20 # fewer validation images: `tune` warns that its choice is weakly supported
+
 def tune(model: str | Path | Components, # model folder, shipped name, hub id, or loaded `Components`
          data: str | Path, # 'kikibouba', 'accretion', 'fashion-mnist', or an ImageFolder / CSV manifest (its val split)
          oracle: str | Path | Callable | None = None, # oracle folder, shipped name or callable (default: the dataset's shipped oracle)
@@ -203,6 +205,10 @@ def tune(model: str | Path | Components, # model folder, shipped name, hub id, o
     t0 = time.perf_counter()
     g = check_grid(grid)
     su = prepare(data, classes, n, model, oracle, device=device, cache=cache, progress=progress, split='val')
+    if len(su.held) < MIN_TUNE_IMAGES:
+        log.warning(f"tune: only {len(su.held)} validation images, so a success rate has a standard error of up to "
+                    f"{0.5 / math.sqrt(len(su.held)):.2f} and the choice is weakly supported; a dataset.json or CSV manifest "
+                    "with a larger val split gives the tuner more")
     base = EditSettings(n_steps=n_steps, seed=seed).resolve(su.components)   # N, CFG, inversion CFG: fixed
     run = lambda e: evaluate_setup(su, e, batch_size, progress)
     controls = {}
