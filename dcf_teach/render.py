@@ -6,7 +6,7 @@ Docs: https://dcf-teach.github.io/dcf_teach/render.html.md"""
 
 # %% ../nbs/05_render.ipynb #ba851a35
 from __future__ import annotations
-import math
+import math, textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -24,8 +24,8 @@ _log = get_logger(__name__)
 __all__ = ['FONT_FILE', 'BAND', 'TITLE_INK', 'SUB_INK', 'ZERO_BAND', 'GREEN', 'MAGENTA', 'as_image', 'to_uint8', 'upscale',
            'font', 'caption', 'difference_overlay', 'flip_frames', 'save_gif', 'gif_info', 'flip_gif',
            'interpolation_frames', 'interpolation_gif', 'save_mp4', 'video_info', 'interpolation_mp4',
-           'interpolation_strip', 'save_figure', 'omega_grid', 'pair_grid', 'plot_success_vs_closeness',
-           'plot_closeness_vs_n', 'Flip', 'TitleCard', 'title_card', 'study_video']
+           'interpolation_strip', 'save_figure', 'wrapped_title', 'omega_grid', 'pair_grid',
+           'plot_success_vs_closeness', 'plot_closeness_vs_n', 'Flip', 'TitleCard', 'title_card', 'study_video']
 
 # %% ../nbs/05_render.ipynb #910c4abe
 def as_image(img: Any, # PIL image, uint8 array (0-255), or float array/tensor in [0,1]: HxWx3, 3xHxW or HxW
@@ -361,6 +361,15 @@ def _image_list(xs: Sequence[Any], name: str) -> list[np.ndarray]:
     return [as_image(x, f"{name}[{i}]") for i, x in enumerate(xs)]
 
 # %% ../nbs/05_render.ipynb #7adc7157
+def wrapped_title(title: str | None, # a figure title (None: none)
+                  width: float, # the figure's width in inches
+                  fontsize: float = 12, # the title's font size in points (matplotlib's 'large')
+                 ) -> tuple:
+    "(the title wrapped to fit `width`, the inches it needs above the panels): long class names must not run off the figure."
+    if not title: return None, 0.3
+    lines = textwrap.wrap(title, max(12, int(width * 72 / (0.6 * fontsize))), break_long_words=False) or [title]
+    return '\n'.join(lines), 0.3 + 0.2 * len(lines)
+
 def omega_grid(originals: Sequence[Any], # n input images
                frames: Sequence[Sequence[Any]], # [n][k] images, row i sweeping ω for originals[i]
                omegas: Sequence[float], # the k values of ω
@@ -383,7 +392,8 @@ def omega_grid(originals: Sequence[Any], # n input images
     if P is not None and len(P) != n: raise UserError(f"probs has {len(P)} rows but originals has {n}")
     op = _probs(orig_probs, n, 'orig_probs')
     if row_labels is not None and len(row_labels) != n: raise UserError(f"row_labels has {len(row_labels)} labels but originals has {n}")
-    fig = Figure(figsize=(panel * (len(ws) + 1), panel * n + (0.5 if title else 0.3)), layout='constrained')
+    title, top = wrapped_title(title, panel * (len(ws) + 1))
+    fig = Figure(figsize=(panel * (len(ws) + 1), panel * n + top), layout='constrained')
     axs = fig.subplots(n, len(ws) + 1, squeeze=False)
     for i in range(n):
         _panel(axs[i, 0], origs[i], op[i] if op else None)
@@ -416,7 +426,8 @@ def pair_grid(originals: Sequence[Any], # n input images
     op, cp = _probs(orig_probs, len(a), 'orig_probs'), _probs(cf_probs, len(a), 'cf_probs')
     if row_labels is not None and len(row_labels) != len(a): raise UserError(f"row_labels has {len(row_labels)} labels but originals has {len(a)}")
     nc = 3 if overlay else 2
-    fig = Figure(figsize=(panel * nc + (0.4 if row_labels else 0), panel * len(a) + (0.5 if title else 0.3)), layout='constrained')
+    title, top = wrapped_title(title, panel * nc + (0.4 if row_labels else 0))
+    fig = Figure(figsize=(panel * nc + (0.4 if row_labels else 0), panel * len(a) + top), layout='constrained')
     axs = fig.subplots(len(a), nc, squeeze=False)
     for i in range(len(a)):
         _panel(axs[i, 0], a[i], op[i] if op else None); _panel(axs[i, 1], b[i], cp[i] if cp else None)
