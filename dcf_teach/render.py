@@ -24,7 +24,7 @@ _log = get_logger(__name__)
 __all__ = ['FONT_FILE', 'BAND', 'TITLE_INK', 'SUB_INK', 'ZERO_BAND', 'GREEN', 'MAGENTA', 'as_image', 'to_uint8', 'upscale',
            'font', 'caption', 'difference_overlay', 'flip_frames', 'save_gif', 'gif_info', 'flip_gif',
            'interpolation_frames', 'interpolation_gif', 'save_mp4', 'video_info', 'interpolation_mp4',
-           'interpolation_strip', 'save_figure', 'wrapped_title', 'omega_grid', 'pair_grid',
+           'interpolation_strip', 'save_figure', 'wrapped_title', 'wrapped_label', 'omega_grid', 'pair_grid',
            'plot_success_vs_closeness', 'plot_closeness_vs_n', 'Flip', 'TitleCard', 'title_card', 'study_video']
 
 # %% ../nbs/05_render.ipynb #910c4abe
@@ -370,6 +370,13 @@ def wrapped_title(title: str | None, # a figure title (None: none)
     lines = textwrap.wrap(title, max(12, int(width * 72 / (0.6 * fontsize))), break_long_words=False) or [title]
     return '\n'.join(lines), 0.3 + 0.2 * len(lines)
 
+def wrapped_label(label: str, # a row label, set along the panel's height
+                  height: float, # the panel's height in inches
+                  fontsize: float = 10, # the label's font size in points (matplotlib's 'medium')
+                 ) -> str:
+    "A row label wrapped to fit along a panel `height` inches high."
+    return '\n'.join(textwrap.wrap(label, max(8, int(height * 72 / (0.6 * fontsize))), break_long_words=False) or [label])
+
 def omega_grid(originals: Sequence[Any], # n input images
                frames: Sequence[Sequence[Any]], # [n][k] images, row i sweeping ω for originals[i]
                omegas: Sequence[float], # the k values of ω
@@ -397,7 +404,7 @@ def omega_grid(originals: Sequence[Any], # n input images
     axs = fig.subplots(n, len(ws) + 1, squeeze=False)
     for i in range(n):
         _panel(axs[i, 0], origs[i], op[i] if op else None)
-        if row_labels is not None: axs[i, 0].set_ylabel(row_labels[i])
+        if row_labels is not None: axs[i, 0].set_ylabel(wrapped_label(row_labels[i], panel))
         for j, w in enumerate(ws): _panel(axs[i, j + 1], rows[i][j], P[i][j] if P else None, 'tab:green' if w == 0 else None)
     axs[0, 0].set_title('original', fontsize=10)
     for j, w in enumerate(ws): axs[0, j + 1].set_title(_fmt_omega(w), fontsize=10, color='tab:green' if w == 0 else 'k')
@@ -432,7 +439,7 @@ def pair_grid(originals: Sequence[Any], # n input images
     for i in range(len(a)):
         _panel(axs[i, 0], a[i], op[i] if op else None); _panel(axs[i, 1], b[i], cp[i] if cp else None)
         if overlay: _panel(axs[i, 2], difference_overlay(a[i], b[i], threshold, strength))
-        if row_labels is not None: axs[i, 0].set_ylabel(row_labels[i])
+        if row_labels is not None: axs[i, 0].set_ylabel(wrapped_label(row_labels[i], panel))
     for j, t in enumerate(['input', 'counterfactual', 'difference'][:nc]): axs[0, j].set_title(t, fontsize=10)
     if title: fig.suptitle(title)
     if path is not None: save_figure(fig, path)
