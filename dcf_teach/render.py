@@ -90,20 +90,22 @@ BAND, TITLE_INK, SUB_INK, ZERO_BAND = (28, 28, 28), (255, 255, 255), (200, 200, 
 
 def caption(img: Any, # the image (anything `as_image` accepts)
             title: str, # first line, large (e.g. the class name)
-            subtitle: str = '', # second line, smaller (e.g. 'original · p = 0.97')
+            subtitle: str | Sequence[str] = '', # second line, smaller (e.g. 'original · p = 0.97'); a list: one line each
             scale: int | None = None, # upscaling factor (see `upscale`)
             resample: str = 'nearest', # upscaling filter
             band: tuple = BAND, # RGB colour of the caption band
             name: str = 'image', # parameter name used in error messages
            ) -> Image.Image:
-    "`img` upscaled under a caption band with a `title` and a smaller `subtitle`."
+    "`img` upscaled under a caption band with a `title` and a smaller `subtitle` (the band's height depends on its line count only)."
     im = upscale(img, scale, resample=resample, name=name)
+    subs = [subtitle] if isinstance(subtitle, str) else list(subtitle)
     W = im.width; ts = max(11, round(W / 12)); ss = max(9, round(ts * 0.7)); pad = max(3, ts // 4)
-    bh = pad + round(ts * 1.2) + round(ss * 1.2) + pad
+    bh = pad + round(ts * 1.2) + round(ss * 1.2) * max(1, len(subs)) + pad
     out = Image.new('RGB', (W, bh + im.height), band); out.paste(im, (0, bh))
     d = ImageDraw.Draw(out)
     d.text((W / 2, pad), title, font=_fit(title, ts, W - 2 * pad), fill=TITLE_INK, anchor='ma')
-    if subtitle: d.text((W / 2, pad + round(ts * 1.2)), subtitle, font=_fit(subtitle, ss, W - 2 * pad), fill=SUB_INK, anchor='ma')
+    for k, s in enumerate(subs):
+        if s: d.text((W / 2, pad + round(ts * 1.2) + k * round(ss * 1.2)), s, font=_fit(s, ss, W - 2 * pad), fill=SUB_INK, anchor='ma')
     return out
 
 # %% ../nbs/05_render.ipynb #65fbe79c
@@ -241,8 +243,8 @@ def interpolation_frames(frames: Sequence[Any], # images along the sweep (a list
     p = _probs(probs, len(imgs))
     out = []
     for i, (img, w) in enumerate(zip(imgs, ws)):
-        sub = ([f"p({class_name}) = {p[i]:.2f}" if class_name else f"p = {p[i]:.2f}"] if p else []) + (['reconstruction'] if w == 0 else [])
-        out.append(caption(img, _fmt_omega(w), ' · '.join(sub), scale, resample, band=ZERO_BAND if w == 0 else BAND))
+        sub = ([f"p({class_name}) = {p[i]:.2f}" if class_name else f"p = {p[i]:.2f}"] if p else []) + ['reconstruction' if w == 0 else '']
+        out.append(caption(img, _fmt_omega(w), sub, scale, resample, band=ZERO_BAND if w == 0 else BAND))   # same lines on every frame
     return out
 
 def _sweep(frames, omegas, probs, class_name, seconds, hold_ends, boomerang, scale, resample):

@@ -52,9 +52,9 @@ def test_mp4_read_back_with_imageio_and_moviepy(tmp_path):
     p = R.interpolation_mp4(SWEEP, OMEGAS, tmp_path / 'i.mp4', probs=[.03, .05, .38, .86, .97], class_name='kiki',
                             seconds=0.5, hold_ends=1.0, fps=10)
     info = R.video_info(p)
-    assert info['n_frames'] == 2 * 10 + 6 * 5 and info['fps'] == 10 and info['size'] == (256, 310)
+    assert info['n_frames'] == 2 * 10 + 6 * 5 and info['fps'] == 10 and info['size'] == (256, 328)
     with VideoFileClip(str(p)) as clip:
-        assert clip.fps == 10 and abs(clip.duration - 5.0) < 0.06 and tuple(clip.size) == (256, 310)
+        assert clip.fps == 10 and abs(clip.duration - 5.0) < 0.06 and tuple(clip.size) == (256, 328)
         first, last_fwd = clip.get_frame(0.05).astype(int), clip.get_frame(2.55).astype(int)
     # the first frame shows the disc (ω = -0.5), the middle of the sweep the star (ω = 1.5): centre row differs
     assert np.abs(first - last_fwd)[53:].mean() > 5
