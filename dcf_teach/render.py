@@ -25,7 +25,8 @@ __all__ = ['FONT_FILE', 'BAND', 'TITLE_INK', 'SUB_INK', 'ZERO_BAND', 'GREEN', 'M
            'font', 'caption', 'difference_overlay', 'flip_frames', 'save_gif', 'gif_info', 'flip_gif',
            'interpolation_frames', 'interpolation_gif', 'save_mp4', 'video_info', 'interpolation_mp4',
            'interpolation_strip', 'save_figure', 'wrapped_title', 'wrapped_label', 'omega_grid', 'pair_grid',
-           'plot_success_vs_closeness', 'plot_closeness_vs_n', 'Flip', 'TitleCard', 'title_card', 'study_video']
+           'plot_success_vs_closeness', 'spread_ticks', 'plot_closeness_vs_n', 'Flip', 'TitleCard', 'title_card',
+           'study_video']
 
 # %% ../nbs/05_render.ipynb #910c4abe
 def as_image(img: Any, # PIL image, uint8 array (0-255), or float array/tensor in [0,1]: HxWx3, 3xHxW or HxW
@@ -480,6 +481,18 @@ def plot_success_vs_closeness(t_skips: Sequence[float], # T_skip of each point (
     return fig
 
 # %% ../nbs/05_render.ipynb #0863e75b
+def spread_ticks(xs: Sequence[float], # increasing values to label
+                 log: bool = True, # a logarithmic axis
+                 least: float = 0.07, # the least gap between labels, as a share of the axis span
+                ) -> list:
+    "The values worth a label: from the largest down, each at least `least` of the span below the last one kept; the smallest always."
+    t = np.log(np.asarray(xs, float)) if log else np.asarray(xs, float)
+    span, keep = (t.max() - t.min()) or 1.0, [len(t) - 1]
+    for i in range(len(t) - 2, -1, -1):
+        if t[keep[-1]] - t[i] >= least * span: keep.append(i)
+    keep[-1] = 0                                     # the smallest kept label gives way to the smallest value, close to it
+    return [xs[i] for i in reversed(keep)]
+
 def plot_closeness_vs_n(ns: Sequence[int], # images per class used for the class means
                         values: Sequence[float], # mean LPIPS (or another closeness) at each N
                         errors: Sequence[float] | None = None, # optional error bars (e.g. standard error)
@@ -497,7 +510,8 @@ def plot_closeness_vs_n(ns: Sequence[int], # images per class used for the class
     o = np.argsort(n)
     ax.errorbar(n[o], v[o], yerr=None if e is None else e[o], marker='o', capsize=3, label=label)
     if logx: ax.set_xscale('log'); ax.minorticks_off()
-    ax.set_xticks(n[o], [f"{x:g}" for x in n[o]])
+    ticks = spread_ticks(n[o], logx)                  # close Ns (20, 23) would print on top of each other
+    ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
     ax.set_xlabel('images per class (N)'); ax.set_ylabel(ylabel); ax.grid(alpha=0.3)
     ax.set_title('closeness vs images per class')
     if label: ax.legend()
