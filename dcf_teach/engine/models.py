@@ -58,6 +58,7 @@ class Components:
     adapter: str | None = None # LoRA adapter folder applied to the UNet, if any
     zero_image: str = 'pixel_values' # negative: 'pixel_values' (zeros after CLIP normalisation, Kandinsky) or 'black'
     edit_defaults: dict = field(default_factory=dict) # the model's recommended edit settings (see `settings.EditSettings.resolve`)
+    grayscale: bool = False # a model of grey images (trained on them): its decoded images have their channels averaged
 
     @property
     def device(self) -> torch.device: return next(self.unet.parameters()).device
@@ -76,7 +77,7 @@ class Components:
         n = sum(p.numel() for p in self.unet.parameters())
         return (f"Components({self.model_id!r}, {self.resolution}px, {'MoVQ' if self.movq is not None else 'pixel'} "
                 f"{self.latent_channels}x{self.latent_size}², UNet {n/1e6:.2f} M, embed {self.embed_dim}, "
-                f"{self.device}/{str(self.dtype).replace('torch.', '')})")
+                f"{self.device}/{str(self.dtype).replace('torch.', '')}{', grey' if self.grayscale else ''})")
 
 # %% ../../nbs/10b_engine.models.ipynb #b8e25e51
 _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -149,7 +150,7 @@ def encoder_fingerprint(encoder, # `CLIPVisionModelWithProjection`
     return 'clip-' + state_fingerprint(encoder.state_dict(), cfg, max_params)[:16]
 
 def _finish(unet, scheduler, enc, proc, movq, model_id, resolution, device, dtype, encoder_id=None, adapter=None,
-            zero_image='pixel_values', edit_defaults=None):
+            zero_image='pixel_values', edit_defaults=None, grayscale=False):
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     mods = [m for m in (unet, enc, movq) if m is not None]
     for m in mods:
@@ -165,7 +166,7 @@ def _finish(unet, scheduler, enc, proc, movq, model_id, resolution, device, dtyp
         raise UserError(f"model {model_id!r}: the UNet takes {unet.config.in_channels} channels but the "
                         f"{'MoVQ latents have' if movq is not None else 'images have'} {latent_ch}")
     return Components(unet, scheduler, enc, proc, movq, model_id, int(resolution), embed_dim, latent_ch,
-                      encoder_id or encoder_fingerprint(enc), adapter, zero_image, dict(edit_defaults or {}))
+                      encoder_id or encoder_fingerprint(enc), adapter, zero_image, dict(edit_defaults or {}), bool(grayscale))
 
 # %% ../../nbs/10b_engine.models.ipynb #f0508ef1
 def _check_images(c: Components, x):
@@ -203,7 +204,8 @@ def decode_latents_grad(c: Components, # the models
                        ) -> torch.Tensor:
     "`decode_latents` with autograd on (for classifier guidance through the decoder)."
     if c.movq is not None: z = c.movq.decode(z.to(c.device, c.dtype), force_not_quantize=True).sample
-    return ((z.float() + 1) / 2).clamp(0, 1)
+    x = ((z.float() + 1) / 2).clamp(0, 1)
+    return x.mean(1, keepdim=True).expand_as(x).contiguous() if c.grayscale else x   # a grey model: no colour speckle
 
 # %% ../../nbs/10b_engine.models.ipynb #7ffa79ce
 @torch.no_grad()
@@ -259,6 +261,7 @@ def save_components(c: Components, # the models
         meta = dict(model_id=c.model_id, resolution=c.resolution, zero_image=c.zero_image, library_version=__version__,
                     weights=weight_hashes(tmp))     # SHA-256 of each weight file, checked by `load_components`
         if c.edit_defaults: meta['edit_defaults'] = check_edit_defaults(c.edit_defaults, f"model {c.model_id!r}")
+        if c.grayscale: meta['grayscale'] = True
         write_json_atomic(tmp/META_FILE, meta)
         if folder.exists(): shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -345,6 +348,7 @@ def _read_meta(folder) -> dict:
     try:
         m = json.loads(f.read_text())
         if m.get('zero_image', 'pixel_values') not in ('pixel_values', 'black'): raise ValueError(f"zero_image {m['zero_image']!r}")
+        if not isinstance(m.get('grayscale', False), bool): raise ValueError(f"grayscale {m['grayscale']!r} is not true or false")
     except Exception as e: raise UserError(f"model folder {folder}: {META_FILE} is not valid ({e})") from e
     if 'edit_defaults' in m: m['edit_defaults'] = check_edit_defaults(m['edit_defaults'], f"model folder {folder}: {META_FILE}")
     return m
@@ -380,7 +384,8 @@ def load_components(model: str | Path = 'default', # folder, 'default', shipped 
             (p/'scheduler_config.json').read_text())), optional=True) or make_scheduler()
         name = where.name if where.parent == ASSETS_MODELS else str(where)
         c = _finish(unet, sched, enc, proc, movq, name, _resolution(where, unet, movq, proc), device, dtype,
-                    zero_image=meta.get('zero_image', 'pixel_values'), edit_defaults=meta.get('edit_defaults'))
+                    zero_image=meta.get('zero_image', 'pixel_values'), edit_defaults=meta.get('edit_defaults'),
+                    grayscale=meta.get('grayscale', False))
     return apply_adapter(c, adapter, merge_adapter) if adapter else c
 
 # %% ../../nbs/10b_engine.models.ipynb #51f111ea

@@ -42,7 +42,7 @@ def model_fingerprint(c: Components) -> str:
     "Id of the decoder + encoder (+ MoVQ, adapter, scheduler, CFG negative) and the engine code: copies of a model share it."
     parts = [c.encoder_id, _state_hash(c.unet), _state_hash(c.movq) if c.movq is not None else '', c.adapter or '',
              json.dumps({k: str(v) for k, v in dict(c.scheduler.config).items()}, sort_keys=True),
-             content_hash(zero_embedding(c).float().cpu()), engine_fingerprint()]
+             content_hash(zero_embedding(c).float().cpu()), engine_fingerprint()] + (['grayscale'] if c.grayscale else [])
     return 'model-' + content_hash('|'.join(parts).encode())[:16]
 
 def oracle_fingerprint(oracle, # `Oracle`, or any callable with a `fingerprint` attribute

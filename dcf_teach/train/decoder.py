@@ -26,7 +26,7 @@ from ..data.folder import load_dataset
 # %% auto #0
 __all__ = ['MODEL_META_FILE', 'BUDGET_FIELDS', 'MIN_CHECK_PER_CLASS', 'decoder_scheduler', 'DecoderTrainConfig', 'make_unet',
            'precompute_embeddings', 'decoder_loss', 'train_decoder', 'cpu_float32', 'export_model', 'model_card',
-           'resumed_config', 'train_model', 'kept_edit_settings', 'check_images']
+           'resumed_config', 'train_model', 'kept_edit_settings', 'check_images', 'is_grey']
 
 # %% ../../nbs/41_train.decoder.ipynb #82728c00
 def decoder_scheduler(kind: str = 'ddim', # 'ddim' (sampling, shipped) or 'ddpm' (training)
@@ -244,7 +244,7 @@ def model_card(meta: dict, # run metadata (name, data, classes, encoder/decoder 
          "## Data", "",
          f"- source: `{meta.get('data_name', meta.get('data', '?'))}`" + (f" ({meta['data_description']})" if meta.get('data_description') else ''),
          f"- classes ({len(classes)}): {', '.join(classes)}",
-         f"- images: " + ', '.join(f"{k} {meta['split_counts'][k]}" for k in ('train', 'val', 'test') if k in meta.get('split_counts', {})) + f"; {meta.get('resolution', '?')}×{meta.get('resolution', '?')} RGB",
+         f"- images: " + ', '.join(f"{k} {meta['split_counts'][k]}" for k in ('train', 'val', 'test') if k in meta.get('split_counts', {})) + f"; {meta.get('resolution', '?')}×{meta.get('resolution', '?')} " + ('grey: the model draws grey images' if meta.get('grayscale') else 'RGB'),
          "- the decoder trained on the train split only; the encoder was chosen on the val split; checks below are on the test split", "",
          "## Recipe", "",
          f"- image encoder: `CLIPVisionModelWithProjection` ({meta.get('n_params_encoder', 0)/1e6:.2f} M parameters), "
@@ -354,7 +354,8 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
     vs = check_images(sets)
     vx, vy = load_images(vs)
     meta = {'name': name or out.name, 'data': str(data), **_data_info(data), 'classes': tr.classes,
-            'split_counts': {s: len(d) for s, d in sets.items()}, **(kept_edit_settings(out) if resume else {})}
+            'split_counts': {s: len(d) for s, d in sets.items()}, **(kept_edit_settings(out) if resume else {}),
+            'grayscale': is_grey(tx)}   # a model of grey images draws grey images (`engine.models.decode_latents`)
     # stage 1: the encoder
     t0 = time.time()
     enc, chk_val, hist = train_encoder(tx, encoder, val=(tx, ty, vx, vy, tr.classes), state_path=work/'encoder_state',
@@ -419,4 +420,9 @@ def check_images(sets: dict, # split name -> `ImageDataset` ('train', 'val', 'te
     _log.warning(f"the val split has {int(n.min())} images of class {tr.classes[int(n.argmin())]!r} (fewer than {MIN_CHECK_PER_CLASS}); "
                  "the encoder's checkpoints are chosen on its training images (it never sees their labels)")
     return tr
+
+def is_grey(images: torch.Tensor, # uint8 or float images [N,3,H,W]
+           ) -> bool:
+    "Are all images grey (three equal channels)?"
+    return bool(len(images)) and bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
 
