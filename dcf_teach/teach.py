@@ -32,8 +32,8 @@ from .study.explorer import folder_setup
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'STAGE_DIR', 'STAGES', 'TEACH_FILE', 'ENCODER_STEPS', 'TARGET_SEPARATION', 'DECK_SET', 'WEAK_NCM',
-           'BENCH_FIGURES', 'Stage', 'stage_record', 'duration', 'run_stages', 'data_fingerprint',
+__all__ = ['log', 'STAGE_DIR', 'STAGES', 'TEACH_FILE', 'ENCODER_STEPS', 'TARGET_SEPARATION', 'ENCODER_PATIENCE', 'DECK_SET',
+           'WEAK_NCM', 'BENCH_FIGURES', 'Stage', 'stage_record', 'duration', 'run_stages', 'data_fingerprint',
            'weights_fingerprint', 'TeachConfig', 'TeachRun', 'deck_edit', 'check_teach', 'decoder_minutes',
            'copy_folder', 'unet_seconds', 'search_estimate', 'tuner', 'direction_gap', 'explore_notebook',
            'teach_stages', 'teach', 'teach_summary', 'explore']
@@ -146,6 +146,7 @@ STAGES = ('data', 'model', 'oracle', 'bank', 'tune', 'bench', 'deck', 'site', 'e
 TEACH_FILE = 'teach.json' # the run log in OUT
 ENCODER_STEPS = 2000 # most contrastive encoder steps of a trained model
 TARGET_SEPARATION = 5.0 # the encoder stops once the classes' validation separation reaches this many within-class SD
+ENCODER_PATIENCE = 10 # ... or once it has not grown for this many checks (40 steps each), counted from 1 SD on
 DECK_SET = ('dataset', 'classes', 'model', 'oracle', 'out_dir', 'cache_dir', 'device') # deck parameters teach sets itself
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def decoder_minutes(budget: float, # --budget, minutes
 def _model_options(r: TeachRun) -> dict:
     cfg = r.cfg
     if cfg.model == 'train':
-        return {'recipe': 'embedded-default', 'encoder_steps': cfg.encoder_steps, 'target_separation': TARGET_SEPARATION,
+        return {'recipe': 'embedded-default', 'encoder_steps': cfg.encoder_steps, 'target_separation': TARGET_SEPARATION, 'encoder_patience': ENCODER_PATIENCE,
                 'budget': cfg.budget, 'resolution': cfg.resolution, 'seed': cfg.seed, 'classes': r.sorted_classes}
     kind, where = resolve_model(cfg.model)
     return {'model': str(where), 'weights': weights_fingerprint(where) if kind == 'folder' else kind}
@@ -355,7 +356,7 @@ def _model_run(r: TeachRun, resume: bool) -> dict:
         return {'model': str(cfg.model)}
     resume = resume and (r.model_dir / '.train' / 'encoder_state.json').is_file()
     if not resume: shutil.rmtree(r.model_dir, ignore_errors=True)
-    enc = EncoderTrainConfig(steps=cfg.encoder_steps, minutes=None, target_separation=TARGET_SEPARATION, seed=cfg.seed)
+    enc = EncoderTrainConfig(steps=cfg.encoder_steps, minutes=None, target_separation=TARGET_SEPARATION, patience=ENCODER_PATIENCE, seed=cfg.seed)
     dec = lambda steps, minutes: DecoderTrainConfig(resolution=cfg.resolution, steps=steps, minutes=minutes, seed=cfg.seed)
     kw = dict(classes=r.sorted_classes, name=f"{'-'.join(r.sorted_classes)} (dcf-teach teach)", progress=cfg.progress, device=cfg.device)
     m = train_model(r.data, r.model_dir, dec(1, None), enc, resume=resume, **kw)     # the encoder (and the decoder's first step)
@@ -373,7 +374,7 @@ def _model_run(r: TeachRun, resume: bool) -> dict:
 def _model_estimate(r: TeachRun) -> str:
     cfg = r.cfg
     if cfg.model != 'train': return 'a copy'
-    return (f"the encoder until the classes separate (at most {cfg.encoder_steps} steps: {cfg.encoder_steps * 1.1 / 60:.0f} min on 2 "
+    return (f"the encoder until the classes separate or stop separating better (at most {cfg.encoder_steps} steps: {cfg.encoder_steps * 1.1 / 60:.0f} min on 2 "
             f"free cores, longer on busy ones), then the decoder for the rest of the {cfg.budget:g}-min budget (at least {cfg.budget / 2:g} min)")
 
 # %% ../nbs/60_teach.ipynb #2308b7b1
@@ -588,7 +589,7 @@ def teach_stages(r: TeachRun) -> list[Stage]:
     "The stages of `teach`, in order."
     trains = r.cfg.model == 'train'
     return [Stage('data', _data_run, _data_output, _data_options),
-            Stage('model', _model_run, _model_output, _model_options, ('data',) if trains else (), _model_estimate, ('budget', 'encoder_steps', 'target_separation')),
+            Stage('model', _model_run, _model_output, _model_options, ('data',) if trains else (), _model_estimate, ('budget', 'encoder_steps', 'target_separation', 'encoder_patience')),
             Stage('oracle', _oracle_run, _oracle_output, _oracle_options, ('data',) if r.cfg.oracle is None else (),
                   lambda r: 'a copy' if r.cfg.oracle else f"at most {r.cfg.oracle_minutes:g} min (early stopping usually ends it sooner)"),
             Stage('bank', _bank_run, _bank_output, lambda r: {'split': 'train'}, ('data', 'model')),

@@ -365,6 +365,8 @@ class EncoderTrainConfig:
     check_every: int = 40 # steps between embedding checks
     check_max_per_class: int = 300 # images per class for each check (fit and val)
     target_separation: float | None = None # stop once the validation separation reaches this many SD (None: use the whole budget)
+    patience: int | None = None # stop after this many checks without a better separation, once the best reaches `patience_from` (None: never)
+    patience_from: float = 1.0 # separation (SD) from which checks without a better one count: the InfoNCE plateau at the start stops nothing
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
 
@@ -460,7 +462,9 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
                total=cfg.steps if cfg.steps and not cfg.minutes else None)
     t_last, last_save, B = time.time(), time.time(), min(cfg.batch_images, len(train_images))
     reached = lambda: fit_val is not None and cfg.target_separation is not None and best_score >= cfg.target_separation
-    while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1 and not reached():
+    stalled = lambda: (fit_val is not None and cfg.patience is not None and best_check is not None and best_score >= cfg.patience_from
+                       and step - best_check['step'] >= cfg.patience * cfg.check_every)   # the separation stopped growing
+    while budget_progress(step, elapsed, cfg.steps, cfg.minutes) < 1 and not reached() and not stalled():
         g.manual_seed(cfg.seed * 1000003 + step)   # each step's draws depend on the step only: a resumed run repeats them
         idx = torch.randint(len(train_images), (B,), generator=g)
         x = train_images[idx].float() / 255
@@ -490,6 +494,7 @@ def train_encoder(train_images: torch.Tensor, # uint8 [N, 3, R, R] training imag
             _log.info(f"encoder step {step}: loss {loss:.3f}, val separation {score:.2f} SD, "
                       f"NCM {c.get('mean_ncm_accuracy', float('nan')):.3f} (best {best_score:.2f} SD)")
             if reached(): _log.info(f"encoder: the validation separation reached the target {cfg.target_separation:g} SD at step {step}")
+            elif stalled(): _log.info(f"encoder: no better separation for {cfg.patience} checks; keeping step {best_check['step']} ({best_score:.2f} SD)")
         elif fit_val is None: best.load_state_dict(ema.state_dict())
         hist.append(rec)
         bar.update(1); bar.set_postfix(loss=f'{loss:.3f}', sep=f'{best_score:.2f}')
