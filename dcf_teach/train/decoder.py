@@ -245,7 +245,7 @@ def model_card(meta: dict, # run metadata (name, data, classes, encoder/decoder 
          f"- source: `{meta.get('data_name', meta.get('data', '?'))}`" + (f" ({meta['data_description']})" if meta.get('data_description') else ''),
          f"- classes ({len(classes)}): {', '.join(classes)}",
          f"- images: " + ', '.join(f"{k} {meta['split_counts'][k]}" for k in ('train', 'val', 'test') if k in meta.get('split_counts', {})) + f"; {meta.get('resolution', '?')}×{meta.get('resolution', '?')} " + ('grey: the model draws grey images' if meta.get('grayscale') else 'RGB'),
-         "- the decoder trained on the train split only; the encoder was chosen on the val split; checks below are on the test split", "",
+         f"- the decoder trained on the train split only; the encoder was chosen on the {meta.get('check_split', 'val')} split; checks below are on the test split", "",
          "## Recipe", "",
          f"- image encoder: `CLIPVisionModelWithProjection` ({meta.get('n_params_encoder', 0)/1e6:.2f} M parameters), "
          f"InfoNCE between two augmented views (no labels), τ {enc.get('config', {}).get('temperature')}, "
@@ -355,7 +355,7 @@ def train_model(data: str | Path, # ImageFolder root or CSV manifest
     vx, vy = load_images(vs)
     meta = {'name': name or out.name, 'data': str(data), **_data_info(data), 'classes': tr.classes,
             'split_counts': {s: len(d) for s, d in sets.items()}, **(kept_edit_settings(out) if resume else {}),
-            'grayscale': is_grey(tx)}   # a model of grey images draws grey images (`engine.models.decode_latents`)
+            'grayscale': is_grey(tx), 'check_split': 'val' if vs is sets['val'] else 'train'}   # grey data: a grey model (`engine.models.decode_latents`)
     # stage 1: the encoder
     t0 = time.time()
     enc, chk_val, hist = train_encoder(tx, encoder, val=(tx, ty, vx, vy, tr.classes), state_path=work/'encoder_state',
