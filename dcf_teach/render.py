@@ -364,13 +364,17 @@ def _image_list(xs: Sequence[Any], name: str) -> list[np.ndarray]:
     return [as_image(x, f"{name}[{i}]") for i, x in enumerate(xs)]
 
 # %% ../nbs/05_render.ipynb #7adc7157
+def _wrap(text: str, inches: float, fontsize: float, least: int) -> list[str]:
+    "`text` in lines that fit `inches` at `fontsize` points (an average glyph: 0.6 em), at least `least` characters each."
+    return textwrap.wrap(text, max(least, int(inches * 72 / (0.6 * fontsize))), break_long_words=False) or [text]
+
 def wrapped_title(title: str | None, # a figure title (None: none)
                   width: float, # the figure's width in inches
                   fontsize: float = 12, # the title's font size in points (matplotlib's 'large')
                  ) -> tuple:
     "(the title wrapped to fit `width`, the inches it needs above the panels): long class names must not run off the figure."
     if not title: return None, 0.3
-    lines = textwrap.wrap(title, max(12, int(width * 72 / (0.6 * fontsize))), break_long_words=False) or [title]
+    lines = _wrap(title, width, fontsize, 12)
     return '\n'.join(lines), 0.3 + 0.2 * len(lines)
 
 def wrapped_label(label: str, # a row label, set along the panel's height
@@ -378,7 +382,7 @@ def wrapped_label(label: str, # a row label, set along the panel's height
                   fontsize: float = 10, # the label's font size in points (matplotlib's 'medium')
                  ) -> str:
     "A row label wrapped to fit along a panel `height` inches high."
-    return '\n'.join(textwrap.wrap(label, max(8, int(height * 72 / (0.6 * fontsize))), break_long_words=False) or [label])
+    return '\n'.join(_wrap(label, height, fontsize, 8))
 
 def omega_grid(originals: Sequence[Any], # n input images
                frames: Sequence[Sequence[Any]], # [n][k] images, row i sweeping ω for originals[i]

@@ -244,9 +244,9 @@ def tune_cli(model, data, oracle, classes, n, omegas, inversions, starts, min_co
     if not dry_run: write_tuned(model, r)
     gt = (ground_truth_check(r, model, data, oracle, check_gt, device, cache, batch_size, progress=sys.stderr.isatty())
           if check_gt else None)
-    res = r.as_dict() | ({'ground_truth': gt} if gt else {})
-    if out is not None: write_text_atomic(out, json.dumps(res, indent=1, allow_nan=False, ensure_ascii=False) + '\n')
-    if as_json: click.echo(json.dumps(res, indent=1, allow_nan=False, ensure_ascii=False)); return
+    text = json.dumps(r.as_dict() | ({'ground_truth': gt} if gt else {}), indent=1, allow_nan=False, ensure_ascii=False)
+    if out is not None: write_text_atomic(out, text + '\n')
+    if as_json: click.echo(text); return
     s = r.settings
     click.echo(r.table())
     click.echo(f"chose ω = {s['omega']:g}, '{s['inversion']}' inversion, T_skip from {s['t_skip_fractions'][0]:g}, stop at "
