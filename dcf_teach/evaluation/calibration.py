@@ -26,22 +26,60 @@ from .evaluate import held_out_images
 _log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['MIN_PER_BIN', 'calibrate_abort', 'calibrate_first_rung', 'check_abort', 'validation_images', 'validation_abort_rule',
-           'check_first_rung', 'validation_first_rung_rule']
+__all__ = ['MIN_PER_BIN', 'abort_thresholds', 'calibrate_abort', 'calibrate_first_rung', 'check_abort', 'validation_images',
+           'validation_abort_rule', 'check_first_rung', 'validation_first_rung_rule']
 
 # %% ../../nbs/30c_evaluation.calibration.ipynb #8c037d4c
+def abort_thresholds(seen: np.ndarray, # [B,R,C] P(target | x̂0) of the try of image b from rung r at checkpoint c (NaN: not reached)
+                     final: np.ndarray, # [B,R] P(target) of each try's counterfactual (> 0.5: it flips)
+                     steps: np.ndarray, # [R,C] steps a try from rung r has run when it stops at checkpoint c
+                     lengths: Sequence[int], # [R] steps of a full try from each rung
+                     margin: float = 0.9, # τ_c = margin × the lowest P at c of a flipping try outside V
+                     spare: float = 0.02, # V: at most this share of the images, whose flips the rule may stop
+                    ) -> np.ndarray:
+    "[C] thresholds below every flipping try's P(target | x̂0), but those of ≤ `spare` images chosen to save the most steps."
+    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
+    if not 0 <= spare < 1: raise ValueError(f"spare must be in [0, 1), got {spare}")
+    B, R, C = seen.shape
+    R -= 1                                        # the search never stops a try from the last rung
+    P = np.nan_to_num(seen[:, :R], nan=np.inf)
+    flips = final[:, :R] > 0.5
+    low = np.where(flips[:, :, None], P, np.inf).min(1)          # [B,C] the image's lowest flipping P per checkpoint
+    order = np.argsort(steps[:R], axis=1, kind='stable')          # a try stops at its first checkpoint (by step) below τ
+    full = np.broadcast_to(np.asarray(lengths[:R], dtype=float), (B, R))
+    def thresholds(V):
+        keep = np.ones(B, bool); keep[list(V)] = False
+        m = low[keep].min(0) if keep.any() else np.full(C, np.inf)
+        return np.where(np.isfinite(m), margin * m, 0.0)          # a checkpoint no flipping try reached: never stop there
+    def cost(tau):                                               # steps run by the tries that do not flip
+        ran, stopped = full.copy(), np.zeros((B, R), bool)
+        for r in range(R):
+            for c in order[r]:
+                hit = (P[:, r, c] < tau[c]) & ~stopped[:, r]
+                ran[hit, r] = steps[r, c]; stopped[hit, r] = True
+        return float((ran * ~flips).sum())
+    V, best = set(), cost(thresholds(set()))
+    while len(V) < int(spare * B):
+        cands = [(cost(thresholds(V | {b})), b) for b in range(B) if b not in V and np.isfinite(low[b]).any()]
+        if not cands or min(cands)[0] >= best: break
+        best, b = min(cands); V.add(b)
+    return thresholds(V)
+
+
+# %% ../../nbs/30c_evaluation.calibration.ipynb #c9dc3742
 def calibrate_abort(c: Components, # the models
                     images: torch.Tensor, # [B,3,R,R] validation images in [0,1]
                     directions: torch.Tensor, # [D] or [B,D] their edit directions (as for the search)
                     oracle: Callable, # the oracle the search stops on
                     edit: EditSettings = EditSettings(), # the edit settings the search will use (None: the model's)
-                    margin: float = 0.5, # τ_i = margin × the lowest P(target | x̂0) of a flipping try at checkpoint i
+                    margin: float = 0.9, # as in `abort_thresholds`
+                    spare: float = 0.02, # as in `abort_thresholds`
                     start: str = 'inversion', # as in `minimal_edit_search`
                     embedding: str = 'shift', # as in `minimal_edit_search`
                     progress: bool = False, # tqdm bars
                     checkpoints: tuple = ABORT_PROGRESS, # the rule's checkpoints
                    ) -> AbortRule:
-    "An `AbortRule` from validation images: every try run in full, thresholds below what any flipping try showed."
+    "An `AbortRule` from validation images: every try run in full, then `abort_thresholds`."
     if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
     e = edit.resolve(c); B, N = len(images), e.n_steps
     ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
@@ -50,25 +88,25 @@ def calibrate_abort(c: Components, # the models
     inv = (invert(c, images, N, e.inversion, e.inversion_guidance_scale, e.zero_last_noise, min(ks), e.seed, progress=progress)
            if start == 'inversion' else forward_noise(c, images, N, e.seed))
     emb = edit_embedding(inv.embeds, d, omega=e.omega) if embedding == 'shift' else prototype_embedding(inv.embeds, d)
-    low = np.ones(len(checkpoints))
-    for k in ks:
-        L = N - k
-        if L < 1: continue
+    lengths = [N - k for k in ks]
+    steps = np.array([[min(L - 1, math.ceil(r * L)) + 1 if L else 0 for r in checkpoints] for L in lengths])
+    seen, final = np.full((B, len(ks), len(checkpoints)), np.nan), np.zeros((B, len(ks)))
+    for ri, k in enumerate(ks):
+        if lengths[ri] < 1: continue
         at = {}
-        for i, r in enumerate(checkpoints): at.setdefault(k + min(L - 1, math.ceil(r * L)), []).append(i)
-        seen = np.ones((B, len(checkpoints)))
+        for i, s in enumerate(steps[ri]): at.setdefault(k + s - 1, []).append(i)
         def look(j, x0, rows):
             if j in at:
                 r = rows.cpu().numpy(); q = oracle_probs(oracle, decode_latents(c, x0))
-                for i in at[j]: seen[r, i] = np.where(to1[r], q, 1 - q)
+                for i in at[j]: seen[r, ri, i] = np.where(to1[r], q, 1 - q)
             return torch.zeros(len(rows), dtype=torch.bool)
         x, _ = regenerate(c, inv, emb, k, guidance_scale=e.guidance_scale, progress=progress, stop=look)
         q = oracle_probs(oracle, decode_latents(c, x))
-        flip = np.where(to1, q, 1 - q) > 0.5
-        if flip.any(): low = np.minimum(low, seen[flip].min(0))
-    below = tuple(float(margin * l) if l < 1 else 0.0 for l in low)   # a checkpoint no flipping try reached: never stop there
-    _log.info("abort rule from %d validation images: %s", B, AbortRule(below, tuple(checkpoints)).fingerprint())
-    return AbortRule(below, tuple(checkpoints))
+        final[:, ri] = np.where(to1, q, 1 - q)
+    rule = AbortRule(tuple(float(t) for t in abort_thresholds(seen, final, steps, lengths, margin, spare)), tuple(checkpoints))
+    _log.info("abort rule from %d validation images: %s", B, rule.fingerprint())
+    return rule
+
 
 # %% ../../nbs/30c_evaluation.calibration.ipynb #66baaf7d
 MIN_PER_BIN = 10 # validation images per margin bin at least (fewer bins where there are fewer images)
