@@ -30,6 +30,10 @@ __all__ = ['MIN_PER_BIN', 'abort_thresholds', 'calibrate_abort', 'calibrate_firs
            'validation_abort_rule', 'check_first_rung', 'validation_first_rung_rule']
 
 # %% ../../nbs/30c_evaluation.calibration.ipynb #8c037d4c
+def _check_margins(margin, spare):
+    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
+    if not 0 <= spare < 1: raise ValueError(f"spare must be in [0, 1), got {spare}")
+
 def abort_thresholds(seen: np.ndarray, # [B,R,C] P(target | x̂0) of the try of image b from rung r at checkpoint c (NaN: not reached)
                      final: np.ndarray, # [B,R] P(target) of each try's counterfactual (> 0.5: it flips)
                      steps: np.ndarray, # [R,C] steps a try from rung r has run when it stops at checkpoint c
@@ -38,8 +42,7 @@ def abort_thresholds(seen: np.ndarray, # [B,R,C] P(target | x̂0) of the try of 
                      spare: float = 0.02, # V: at most this share of the images, whose flips the rule may stop
                     ) -> np.ndarray:
     "[C] thresholds below every flipping try's P(target | x̂0), but those of ≤ `spare` images chosen to save the most steps."
-    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
-    if not 0 <= spare < 1: raise ValueError(f"spare must be in [0, 1), got {spare}")
+    _check_margins(margin, spare)
     B, R, C = seen.shape
     R -= 1                                        # the search never stops a try from the last rung
     P = np.nan_to_num(seen[:, :R], nan=np.inf)
@@ -80,7 +83,7 @@ def calibrate_abort(c: Components, # the models
                     checkpoints: tuple = ABORT_PROGRESS, # the rule's checkpoints
                    ) -> AbortRule:
     "An `AbortRule` from validation images: every try run in full, then `abort_thresholds`."
-    if not 0 < margin <= 1: raise ValueError(f"margin must be in (0, 1], got {margin}")
+    _check_margins(margin, spare)                # before the full search of the validation images
     e = edit.resolve(c); B, N = len(images), e.n_steps
     ks = [resolve_t_skip(f, N) for f in e.t_skip_fractions]
     d = directions.float().to(c.device); d = d.expand(B, -1) if d.ndim == 1 else d
